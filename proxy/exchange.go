@@ -1,0 +1,824 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/veilproxy/veil/adapters"
+	"github.com/veilproxy/veil/proxy/audit"
+	"github.com/veilproxy/veil/proxy/codec"
+	"github.com/veilproxy/veil/proxy/identity"
+	"github.com/veilproxy/veil/proxy/limit"
+	"github.com/veilproxy/veil/proxy/mask"
+	"github.com/veilproxy/veil/proxy/policy"
+)
+
+var (
+	errBodyTooLarge    = errors.New("body too large")
+	errUnsupportedBody = errors.New("unsupported response body")
+)
+
+// exchange is one request's state on its single pass through the handler.
+type exchange struct {
+	h         *Handler
+	in        *http.Request
+	w         *countingWriter
+	span      trace.Span
+	start     time.Time
+	requestID string
+
+	route    *Route
+	path     string // normalized
+	query    url.Values
+	method   string // effective method (HEAD is GET)
+	body     []byte
+	peer     netip.Addr
+	clientIP netip.Addr
+	user     identity.User
+	authed   bool
+	desc     adapters.Description
+	decision policy.Decision
+	decided  bool
+	plan     mask.Plan
+	mode     string
+	resv     limit.Reservation
+	reserved bool
+	statuses []limit.Status
+	stats    mask.Stats
+	audited  bool
+	upstart  time.Time
+	err      *Error
+}
+
+// Headers a client may not use to change the method the upstream executes (REDTEAM 6).
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// Query parameters stripped on policed routes: method override and JSONP (REDTEAM 6, 21).
+var strippedParams = []string{"_method", "callback", "jsonp"}
+
+// prepare runs everything before the upstream: sanitize, route, identify, read the body,
+// describe, decide and check budgets. An error ends the request with that error.
+func (ex *exchange) prepare(ctx context.Context) error {
+	h, r := ex.h, ex.in
+	ex.peer = peerAddr(r.RemoteAddr)
+	// Identity headers from untrusted peers go first, before anything reads a header.
+	h.d.Identity.Sanitize(r.Header, ex.peer)
+	ex.clientIP = h.d.Identity.ClientIP(r.Header, ex.peer)
+	if err := ex.parse(); err != nil {
+		return err
+	}
+	if err := checkPoliced(r); err != nil {
+		return err
+	}
+	if err := ex.identify(ctx); err != nil {
+		return err
+	}
+	if err := ex.readBody(); err != nil {
+		return err
+	}
+	if err := ex.describe(); err != nil {
+		return err
+	}
+	if err := ex.decide(ctx); err != nil {
+		return err
+	}
+	if err := ex.checkAudit(); err != nil {
+		return err
+	}
+	return ex.reserve(ctx)
+}
+
+// parse validates and normalizes the request line and headers and finds the route.
+func (ex *exchange) parse() error {
+	r := ex.in
+	if err := checkHeaders(r.Header); err != nil {
+		return err
+	}
+	p, err := NormalizePath(r.URL.EscapedPath())
+	if r.URL.Opaque != "" || r.URL.Fragment != "" || strings.ContainsAny(r.URL.RawQuery, "#") {
+		err = errBadPath
+	}
+	if err != nil {
+		return badRequest("the request path is not allowed")
+	}
+	ex.route = ex.h.match(hostOf(r.Host), p)
+	if ex.route == nil {
+		return &Error{Status: http.StatusNotFound, Code: "no_route", Reason: "no route for this host and path", Decision: audit.DecisionDeny}
+	}
+	if ex.route.CaseInsensitive {
+		p = strings.ToLower(p)
+	}
+	ex.path = p
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badRequest("the query string is malformed")
+	}
+	for _, name := range strippedParams {
+		for k := range q {
+			if strings.EqualFold(k, name) {
+				delete(q, k)
+			}
+		}
+	}
+	ex.query = q
+	ex.method = r.Method
+	if ex.method == http.MethodHead {
+		ex.method = http.MethodGet
+	}
+	return nil
+}
+
+func (ex *exchange) identify(ctx context.Context) error {
+	h, r := ex.h, ex.in
+	_, span := h.tracer.Start(ctx, "veil.identity")
+	user, err := h.d.Identity.Authenticate(ctx, r, ex.peer, ex.route.IdentityModes)
+	span.End()
+	if err != nil {
+		var ie *identity.Error
+		if errors.As(err, &ie) {
+			e := &Error{Status: ie.Status, Code: "unauthenticated", Reason: ie.Reason, Decision: audit.DecisionDeny, Err: err}
+			if ie.Status == http.StatusBadRequest {
+				e.Code = "bad_request"
+			}
+			return e
+		}
+		return &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Reason: "authentication failed", Decision: audit.DecisionDeny, Err: err}
+	}
+	ex.user, ex.authed = user, true
+	// Veil's own credential authenticates the user to Veil; it never reaches the upstream or
+	// the policy input.
+	h.d.Identity.StripCredentials(r.Header, user)
+	return nil
+}
+
+func (ex *exchange) describe() error {
+	areq := &adapters.Request{Method: ex.method, Path: ex.path, Query: ex.query, Header: ex.in.Header, Body: ex.body}
+	var err error
+	ex.desc, err = ex.route.Adapter.Describe(areq)
+	if err != nil {
+		var ae *adapters.Error
+		if errors.As(err, &ae) {
+			return badRequest(ae.Reason)
+		}
+		return badRequest("the request could not be understood")
+	}
+	return nil
+}
+
+// checkAudit refuses requests whose access could not be recorded: exports always, other
+// requests unless audit.on_error is allow.
+func (ex *exchange) checkAudit() error {
+	if !ex.desc.Export && ex.h.d.AuditOnError == "allow" {
+		return nil
+	}
+	if err := ex.h.d.Audit.Healthy(); err != nil {
+		if ex.h.d.Metrics != nil {
+			ex.h.d.Metrics.AuditErrors.Inc()
+		}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Reason: "the audit log cannot be written; access is paused", Decision: audit.DecisionError, Err: err}
+	}
+	return nil
+}
+
+func (ex *exchange) readBody() error {
+	r := ex.in
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	max := ex.h.d.Limits.MaxRequestBody
+	if r.ContentLength > max {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Reason: "the request body is too large", Decision: audit.DecisionDeny}
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Reason: "the request body could not be read", Decision: audit.DecisionDeny, Err: err}
+	}
+	if int64(len(b)) > max {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Reason: "the request body is too large", Decision: audit.DecisionDeny}
+	}
+	if len(b) > 0 {
+		ex.body = b
+	}
+	return nil
+}
+
+// decide asks the policy once and turns the decision into a mask plan.
+func (ex *exchange) decide(ctx context.Context) error {
+	h := ex.h
+	in := ex.input()
+	ctx, span := h.tracer.Start(ctx, "veil.policy")
+	t := time.Now()
+	d, err := h.d.Policy.Decide(ctx, in)
+	if h.d.Metrics != nil {
+		h.d.Metrics.PolicySeconds.Observe(time.Since(t).Seconds())
+	}
+	span.End()
+	if err != nil {
+		return &Error{Status: http.StatusForbidden, Code: "denied", Reason: "access denied: the policy could not decide", Decision: audit.DecisionError, Err: err}
+	}
+	ex.decision, ex.decided = d, true
+	ex.mode = d.Mode
+	if ex.route.Mode != "" {
+		ex.mode = ex.route.Mode
+	}
+	if ex.mode == "" {
+		ex.mode = policy.ModeEnforce
+	}
+	plan, err := planOf(d, h.d.HashKey)
+	if err != nil {
+		return &Error{Status: http.StatusForbidden, Code: "denied", Reason: "access denied: the policy could not decide", Decision: audit.DecisionError, Err: err}
+	}
+	ex.plan = plan
+	if !d.Allow {
+		if ex.mode == policy.ModeMonitor {
+			return nil // shadow mode: audited as deny, forwarded as is
+		}
+		reason := d.Reason
+		if reason == "" {
+			reason = "access denied by policy"
+		}
+		return denied(d.Status, reason)
+	}
+	if d.MaxPageSize > 0 && ex.desc.PageSizeParam != "" && (ex.desc.PageSize == 0 || ex.desc.PageSize > d.MaxPageSize) {
+		ex.desc.PageSize = d.MaxPageSize
+		ex.query.Set(ex.desc.PageSizeParam, strconv.Itoa(d.MaxPageSize))
+	}
+	return nil
+}
+
+func planOf(d policy.Decision, hashKey []byte) (mask.Plan, error) {
+	p := mask.Plan{Detect: d.Detect, HashKey: hashKey}
+	if len(d.Fields) > 0 {
+		p.Fields = make(map[string]mask.Action, len(d.Fields))
+		for name, s := range d.Fields {
+			a, err := mask.ParseAction(s)
+			if err != nil {
+				return p, fmt.Errorf("field %q: %w", name, err)
+			}
+			p.Fields[name] = a
+		}
+	}
+	for _, r := range d.Rows {
+		v, err := json.Marshal(r.Value)
+		if err != nil {
+			return p, fmt.Errorf("row rule on %q: %w", r.Field, err)
+		}
+		p.Rows = append(p.Rows, mask.RowRule{Field: r.Field, Op: r.Op, Value: v})
+	}
+	return p, nil
+}
+
+func (ex *exchange) input() policy.Input {
+	r := ex.in
+	hdrs := make(map[string][]string, len(r.Header))
+	for k, v := range r.Header {
+		lk := strings.ToLower(k)
+		if lk == "authorization" || lk == "cookie" || lk == "proxy-authorization" {
+			continue
+		}
+		hdrs[lk] = v
+	}
+	var id *string
+	if ex.desc.ID != "" {
+		s := ex.desc.ID
+		id = &s
+	}
+	roles := ex.user.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	claims := ex.user.Claims
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	return policy.Input{
+		User: policy.User{ID: ex.user.ID, Roles: roles, Department: ex.user.Department, Email: ex.user.Email, Claims: claims},
+		Request: policy.Request{
+			Method: ex.method, Path: ex.path, Query: ex.query, Headers: hdrs,
+			ClientIP: ex.clientIP.String(), Time: ex.start.UTC(),
+		},
+		Route: ex.route.Name,
+		Resource: policy.Resource{
+			System: ex.desc.System, Type: ex.desc.Type, Action: ex.desc.Action, ID: id,
+			PageSize: ex.desc.PageSize, Fields: ex.desc.Fields, Export: ex.desc.Export,
+		},
+	}
+}
+
+// reserve takes the page's records from every budget before forwarding.
+func (ex *exchange) reserve(ctx context.Context) error {
+	h, d := ex.h, ex.decision
+	if len(d.Limits) == 0 || !d.Allow {
+		return nil
+	}
+	budgets := make([]limit.Budget, len(d.Limits))
+	for i, l := range d.Limits {
+		budgets[i] = limit.Budget{Name: l.Name, Key: l.Key, Window: l.Window, Records: l.Records, Requests: l.Requests}
+	}
+	n := int64(ex.desc.PageSize)
+	if n <= 0 {
+		n = 1
+	}
+	ctx, span := h.tracer.Start(ctx, "veil.limit")
+	defer span.End()
+	if h.d.Budgets == nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "limits_unavailable", Reason: "export budgets are not available", Decision: audit.DecisionError, Err: errors.New("no budget store")}
+	}
+	resv, st, err := h.d.Budgets.Reserve(ctx, budgets, n)
+	if err != nil {
+		if h.d.Metrics != nil {
+			h.d.Metrics.StoreErrors.Inc()
+		}
+		if ex.route.OnStoreError == "allow" {
+			if h.d.Metrics != nil {
+				h.d.Metrics.FailOpen.WithLabelValues(ex.route.Name).Inc()
+			}
+			h.log.Warn("budget store failed; failing open as configured", "route", ex.route.Name, "request_id", ex.requestID, "err", err)
+			return nil
+		}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "limits_unavailable", Reason: "export budgets cannot be checked right now", Decision: audit.DecisionError, Err: err}
+	}
+	ex.statuses = st
+	for _, s := range st {
+		if !s.Rejected {
+			continue
+		}
+		if h.d.Metrics != nil {
+			h.d.Metrics.LimitRejections.WithLabelValues(s.Name).Inc()
+		}
+		secs := int(math.Ceil(s.RetryAfter.Seconds()))
+		if secs < 1 {
+			secs = 1
+		}
+		limit.SetHeaders(ex.w.Header(), st)
+		ex.w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return &Error{Status: http.StatusTooManyRequests, Code: "limited", Decision: audit.DecisionLimited,
+			Reason: fmt.Sprintf("export budget %q is spent; retry in %d s", s.Name, secs)}
+	}
+	ex.resv, ex.reserved = resv, true
+	return nil
+}
+
+// settle charges the records actually returned.
+func (ex *exchange) settle(ctx context.Context, records int64) {
+	if !ex.reserved {
+		return
+	}
+	ex.reserved = false
+	st, err := ex.h.d.Budgets.Settle(ctx, ex.resv, records)
+	if err != nil {
+		if ex.h.d.Metrics != nil {
+			ex.h.d.Metrics.StoreErrors.Inc()
+		}
+		ex.h.log.Warn("budget settle failed", "route", ex.route.Name, "request_id", ex.requestID, "err", err)
+		return
+	}
+	ex.statuses = st
+}
+
+// rewriteRequest builds the upstream request from what policy saw: the normalized path, the
+// sanitized query and method, the buffered body.
+func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
+	ex := exchangeFrom(pr.In.Context())
+	up := ex.route.Upstream
+	out := pr.Out
+	out.URL.Scheme, out.URL.Host = up.Scheme, up.Host
+	out.URL.Path = strings.TrimSuffix(up.Path, "/") + ex.path
+	out.URL.RawPath = ""
+	out.URL.RawQuery = ex.query.Encode()
+	out.URL.Fragment = ""
+	out.Host = ""
+	out.Method = ex.method
+	out.Body, out.ContentLength, out.GetBody = http.NoBody, 0, nil
+	if ex.body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(ex.body))
+		out.ContentLength = int64(len(ex.body))
+	}
+	out.TransferEncoding = nil
+	hd := out.Header
+	for _, k := range methodOverrideHeaders {
+		hd.Del(k)
+	}
+	for _, k := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Te", "Trailer", "Expect"} {
+		hd.Del(k)
+	}
+	hd.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	hd.Set("X-Request-Id", ex.requestID)
+	pr.SetXForwarded()
+	h.prop.Inject(out.Context(), propagation.HeaderCarrier(hd))
+	ex.upstart = time.Now()
+}
+
+// modifyResponse rewrites every upstream response before any of it reaches the client.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	ex := exchangeFrom(resp.Request.Context())
+	if h.d.Metrics != nil {
+		h.d.Metrics.UpstreamSeconds.WithLabelValues(ex.route.Name).Observe(time.Since(ex.upstart).Seconds())
+	}
+	ctx, span := h.tracer.Start(resp.Request.Context(), "veil.rewrite")
+	defer span.End()
+	t := time.Now()
+	err := ex.rewriteResponse(ctx, resp)
+	if h.d.Metrics != nil {
+		h.d.Metrics.RewriteSeconds.WithLabelValues(ex.route.Name).Observe(time.Since(t).Seconds())
+	}
+	if err != nil {
+		resp.Body.Close()
+		span.SetStatus(codes.Error, "rewrite failed")
+	}
+	return err
+}
+
+func (ex *exchange) rewriteResponse(ctx context.Context, resp *http.Response) error {
+	h := ex.h
+	hd := resp.Header
+	for _, k := range []string{"Etag", "Last-Modified", "Content-Md5", "Digest", "Content-Range", "Accept-Ranges", "Content-Location", "Repr-Digest", "Content-Digest"} {
+		hd.Del(k)
+	}
+	hd.Set("Cache-Control", "private, no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Request-Id", ex.requestID)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return &Error{Status: http.StatusBadGateway, Code: "upstream", Reason: "protocol upgrades are not allowed", Decision: audit.DecisionError, Err: errors.New("upstream switched protocols")}
+	}
+	if noBody(resp) {
+		hd.Del("Content-Encoding")
+		hd.Del("Content-Length")
+		resp.Body.Close()
+		resp.Body, resp.ContentLength = http.NoBody, 0
+		ex.settle(ctx, 0)
+		ex.setBudgetHeaders(hd)
+		return ex.auditExport(ctx, resp.StatusCode, 0)
+	}
+	mt, _, _ := mime.ParseMediaType(hd.Get("Content-Type"))
+	if mt == "text/event-stream" || strings.HasPrefix(mt, "multipart/") {
+		return fmt.Errorf("%w: %s", errUnsupportedBody, mt)
+	}
+	layout := ex.route.Adapter.Layout(ex.desc, resp.StatusCode, hd)
+	prog, err := mask.Compile(ex.plan, layout, mask.Limits{
+		MaxDepth: h.d.Limits.MaxJSONDepth, MaxRecordBytes: h.d.Limits.MaxRecordBytes,
+	})
+	if err != nil {
+		return &Error{Status: http.StatusForbidden, Code: "denied", Reason: "access denied: the policy's plan is invalid", Decision: audit.DecisionError, Err: err}
+	}
+	body, err := codec.NewReader(&idleReader{r: resp.Body, timeout: h.d.Limits.UpstreamIdleTimeout}, encodings(hd), h.d.Limits.MaxResponseBody)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	out := h.getBuf()
+	defer h.putBuf(out)
+	lim := &capWriter{w: out, max: h.d.Limits.MaxResponseBody}
+	var stats mask.Stats
+	if ex.mode == policy.ModeMonitor {
+		// Shadow mode: compute what enforce would do, send what the upstream sent.
+		stats, err = prog.Rewrite(io.Discard, io.TeeReader(body, lim))
+		if err == nil {
+			// the tee saw only what Rewrite consumed; drain the rest into the copy
+			_, err = io.Copy(lim, body)
+		}
+	} else {
+		stats, err = prog.Rewrite(lim, body)
+	}
+	if err != nil {
+		return err
+	}
+	ex.stats = stats
+	ex.settle(ctx, int64(stats.Records))
+	ex.setBudgetHeaders(hd)
+	hd.Del("Content-Encoding")
+	hd.Del("Content-Length")
+	payload := out.Bytes()
+	if coding := codec.Negotiate(ex.in.Header.Values("Accept-Encoding")); coding != "" && len(payload) >= 1024 {
+		enc := h.getBuf()
+		defer h.putBuf(enc)
+		cw, err := codec.NewWriter(enc, coding)
+		if err == nil {
+			_, err = cw.Write(payload)
+			if cerr := cw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("encode response: %w", err)
+		}
+		payload = enc.Bytes()
+		hd.Set("Content-Encoding", coding)
+	}
+	hd.Add("Vary", "Accept-Encoding")
+	if err := ex.auditExport(ctx, resp.StatusCode, int64(len(payload))); err != nil {
+		return err
+	}
+	final := make([]byte, len(payload)) // the pooled buffers go back before the body is read
+	copy(final, payload)
+	resp.Body = io.NopCloser(bytes.NewReader(final))
+	resp.ContentLength = int64(len(final))
+	hd.Set("Content-Length", strconv.Itoa(len(final)))
+	return nil
+}
+
+func (ex *exchange) setBudgetHeaders(h http.Header) {
+	if len(ex.statuses) > 0 {
+		limit.SetHeaders(h, ex.statuses)
+	}
+}
+
+// auditExport writes an export's audit record durably before any of its body is released.
+func (ex *exchange) auditExport(ctx context.Context, status int, bytesOut int64) error {
+	if !ex.desc.Export {
+		return nil
+	}
+	rec := ex.record(status, bytesOut)
+	if err := ex.h.d.Audit.AppendSync(ctx, rec); err != nil {
+		if ex.h.d.Metrics != nil {
+			ex.h.d.Metrics.AuditErrors.Inc()
+		}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "audit_unavailable", Reason: "exports are paused: the audit log cannot be written", Decision: audit.DecisionError, Err: err}
+	}
+	ex.audited = true
+	return nil
+}
+
+func noBody(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
+		resp.StatusCode < 200 || resp.ContentLength == 0
+}
+
+func encodings(h http.Header) []string {
+	var out []string
+	for _, v := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// fail records the error that ends the request.
+func (ex *exchange) fail(err error) {
+	if ex.err == nil {
+		ex.err = classify(err)
+	}
+}
+
+// finish writes the audit record, the metrics and the span attributes for every request.
+func (ex *exchange) finish(cw *countingWriter) {
+	h := ex.h
+	status := cw.status
+	if ex.err != nil && ex.err.Status == 499 {
+		status = 499
+	}
+	decision := audit.DecisionAllow
+	if ex.err != nil {
+		decision = ex.err.Decision
+	} else if ex.decided && !ex.decision.Allow {
+		decision = audit.DecisionDeny // monitor mode
+	}
+	routeName := ""
+	if ex.route != nil {
+		routeName = ex.route.Name
+	}
+	if ex.reserved {
+		// the upstream never answered: give the reservation back
+		ex.settle(context.WithoutCancel(ex.in.Context()), 0)
+	}
+	if !ex.audited {
+		rec := ex.record(status, cw.bytes)
+		rec.Decision = decision
+		if err := h.d.Audit.Append(rec); err != nil {
+			if h.d.Metrics != nil {
+				h.d.Metrics.AuditErrors.Inc()
+			}
+			// the audit log logs the outage once and keeps the record for its recovery
+			h.log.Debug("audit append failed", "request_id", ex.requestID, "err", err)
+		}
+	}
+	dur := time.Since(ex.start)
+	if m := h.d.Metrics; m != nil {
+		m.Requests.WithLabelValues(routeName, decision).Inc()
+		m.RequestSeconds.WithLabelValues(routeName, decision).Observe(dur.Seconds())
+		if ex.stats.Records > 0 && decision == audit.DecisionAllow {
+			m.Records.WithLabelValues(routeName, ex.desc.Type, ex.desc.Action).Add(float64(ex.stats.Records))
+			if m.UserRecords != nil {
+				m.UserRecords.WithLabelValues(ex.user.ID, ex.desc.Type).Add(float64(ex.stats.Records))
+			}
+		}
+		for f, n := range ex.stats.Fields {
+			m.FieldsMasked.WithLabelValues(f).Add(float64(n))
+		}
+		for d, n := range ex.stats.Detects {
+			m.Detections.WithLabelValues(d).Add(float64(n))
+		}
+	}
+	masked := 0
+	for _, n := range ex.stats.Fields {
+		masked += n
+	}
+	sp := ex.span
+	sp.SetAttributes(
+		attribute.String("veil.user", ex.user.ID),
+		attribute.String("veil.route", routeName),
+		attribute.String("veil.resource", ex.desc.Type),
+		attribute.String("veil.action", ex.desc.Action),
+		attribute.String("veil.decision", decision),
+		attribute.Int("veil.records", ex.stats.Records),
+		attribute.Int("veil.fields_masked", masked),
+		attribute.String("veil.policy_revision", h.d.Policy.Revision()),
+		attribute.String("veil.request_id", ex.requestID),
+		attribute.String("http.request.method", ex.in.Method),
+		attribute.String("url.path", ex.path),
+		attribute.Int("http.response.status_code", status),
+		attribute.String("client.address", ex.clientIP.String()),
+	)
+	if ex.route != nil {
+		sp.SetAttributes(attribute.String("http.route", ex.route.PathPrefix))
+	}
+	if ex.err != nil {
+		sp.SetStatus(codes.Error, ex.err.Code)
+		if ex.err.Err != nil && ex.err.Decision == audit.DecisionError {
+			h.log.Warn("request failed", "request_id", ex.requestID, "route", routeName, "status", status, "err", ex.err.Err)
+		}
+	}
+	sp.End()
+}
+
+// record builds the audit record of this exchange as it stands.
+func (ex *exchange) record(status int, bytesOut int64) *audit.Record {
+	rec := &audit.Record{
+		Time:           ex.start.UTC(),
+		RequestID:      ex.requestID,
+		User:           ex.user.ID,
+		Roles:          ex.user.Roles,
+		ClientIP:       ex.clientIP.String(),
+		Method:         ex.in.Method,
+		Path:           ex.path,
+		System:         ex.desc.System,
+		Resource:       ex.desc.Type,
+		Action:         ex.desc.Action,
+		Export:         ex.desc.Export,
+		Decision:       audit.DecisionAllow,
+		Status:         status,
+		Records:        ex.stats.Records,
+		IDs:            ex.stats.IDs,
+		IDsCut:         ex.stats.IDsCut,
+		Fields:         ex.stats.Fields,
+		PolicyRevision: ex.h.d.Policy.Revision(),
+		Mode:           ex.mode,
+		BytesIn:        int64(len(ex.body)),
+		BytesOut:       bytesOut,
+		DurationMS:     float64(time.Since(ex.start).Microseconds()) / 1000,
+	}
+	if sc := ex.span.SpanContext(); sc.HasTraceID() {
+		rec.TraceID = sc.TraceID().String()
+	}
+	if ex.path == "" {
+		rec.Path = ex.in.URL.Path
+	}
+	if ex.route != nil {
+		rec.Route = ex.route.Name
+	}
+	if len(ex.query) > 0 {
+		rec.Query = ex.query.Encode()
+	}
+	if ex.err != nil {
+		rec.Decision, rec.Reason = ex.err.Decision, ex.err.Reason
+		if ex.err.Err != nil && ex.err.Decision == audit.DecisionError {
+			rec.Reason += " (" + ex.err.Err.Error() + ")"
+		}
+	} else if ex.decided && !ex.decision.Allow {
+		rec.Decision, rec.Reason = audit.DecisionDeny, ex.decision.Reason
+	}
+	if len(ex.statuses) > 0 {
+		rec.Limits = make(map[string]int64, len(ex.statuses))
+		for _, s := range ex.statuses {
+			rec.Limits[s.Name] = s.Remaining
+		}
+	}
+	return rec
+}
+
+func (h *Handler) match(host, path string) *Route {
+	for i := range h.d.Routes {
+		r := &h.d.Routes[i]
+		if r.Host != "" && r.Host != host {
+			continue
+		}
+		p := path
+		if r.CaseInsensitive {
+			p = strings.ToLower(p)
+		}
+		prefix := r.PathPrefix
+		if r.CaseInsensitive {
+			prefix = strings.ToLower(prefix)
+		}
+		if strings.HasPrefix(p, prefix) || (strings.HasSuffix(prefix, "/") && p == strings.TrimSuffix(prefix, "/")) {
+			return r
+		}
+	}
+	return nil
+}
+
+func hostOf(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return strings.ToLower(h)
+	}
+	return strings.ToLower(strings.Trim(hostport, "[]"))
+}
+
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		a, _ := netip.ParseAddr(remote)
+		return a.Unmap()
+	}
+	return ap.Addr().Unmap()
+}
+
+// checkHeaders refuses header values with control characters (REDTEAM 11); Go's server already
+// refuses bad names, bare CR/LF and space before the colon.
+func checkHeaders(h http.Header) error {
+	for k, vs := range h {
+		for _, v := range vs {
+			for i := 0; i < len(v); i++ {
+				if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+					return badRequest("header " + k + " contains control characters")
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkPoliced refuses what a policed route cannot enforce: protocol upgrades (REDTEAM 13),
+// range requests (17) and conflicting framing (12).
+func checkPoliced(r *http.Request) error {
+	if r.Header.Get("Upgrade") != "" || r.Header.Get("Http2-Settings") != "" {
+		return badRequest("protocol upgrades are not allowed on this route")
+	}
+	if r.Header.Get("Range") != "" {
+		return &Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "range_not_allowed", Reason: "range requests are not allowed on this route", Decision: audit.DecisionDeny}
+	}
+	if len(r.Header.Values("Content-Length")) > 1 {
+		return badRequest("conflicting Content-Length headers")
+	}
+	return nil
+}
+
+// capWriter fails once more than max bytes are written.
+type capWriter struct {
+	w   io.Writer
+	n   int64
+	max int64
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if c.n+int64(len(p)) > c.max {
+		return 0, errBodyTooLarge
+	}
+	c.n += int64(len(p))
+	return c.w.Write(p)
+}
+
+// idleReader fails a read that makes no progress for timeout (a stalled upstream body): it
+// closes the body, which unblocks the read.
+type idleReader struct {
+	r       io.Reader
+	timeout time.Duration
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	if i.timeout <= 0 {
+		return i.r.Read(p)
+	}
+	t := time.AfterFunc(i.timeout, func() {
+		if c, ok := i.r.(io.Closer); ok {
+			c.Close()
+		}
+	})
+	n, err := i.r.Read(p)
+	if !t.Stop() && err != nil {
+		return n, fmt.Errorf("upstream body stalled for %s: %w", i.timeout, context.DeadlineExceeded)
+	}
+	return n, err
+}
