@@ -21,6 +21,10 @@ type Error struct {
 	Reason   string
 	Decision string // audit decision: deny | limited | error
 	Err      error
+
+	// Limit and RetryAfter name the spent budget of a 429.
+	Limit      string
+	RetryAfter int
 }
 
 func (e *Error) Error() string {
@@ -74,17 +78,23 @@ func classify(err error) *Error {
 func writeError(w http.ResponseWriter, e *Error, requestID string) {
 	h := w.Header()
 	for k := range h {
-		delete(h, k)
+		switch k {
+		case "Retry-After", "Ratelimit", "Ratelimit-Policy", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset":
+		default:
+			delete(h, k)
+		}
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Request-Id", requestID)
 	body, _ := json.Marshal(struct {
-		Error     string `json:"error"`
-		Reason    string `json:"reason"`
-		RequestID string `json:"request_id"`
-	}{e.Code, e.Reason, requestID})
+		Error      string `json:"error"`
+		Limit      string `json:"limit,omitempty"`
+		RetryAfter int    `json:"retry_after,omitempty"`
+		Reason     string `json:"reason"`
+		RequestID  string `json:"request_id"`
+	}{e.Code, e.Limit, e.RetryAfter, e.Reason, requestID})
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))
 	status := e.Status
 	if status == 499 {

@@ -345,6 +345,12 @@ func (ex *exchange) reserve(ctx context.Context) error {
 	}
 	resv, st, err := h.d.Budgets.Reserve(ctx, budgets, n)
 	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err // the client went away; not a store failure
+		}
+		if errors.Is(err, limit.ErrInvalidBudget) {
+			return &Error{Status: http.StatusForbidden, Code: "denied", Reason: "access denied: the policy's budget is invalid", Decision: audit.DecisionError, Err: err}
+		}
 		if h.d.Metrics != nil {
 			h.d.Metrics.StoreErrors.Inc()
 		}
@@ -355,24 +361,19 @@ func (ex *exchange) reserve(ctx context.Context) error {
 			h.log.Warn("budget store failed; failing open as configured", "route", ex.route.Name, "request_id", ex.requestID, "err", err)
 			return nil
 		}
-		return &Error{Status: http.StatusServiceUnavailable, Code: "limits_unavailable", Reason: "export budgets cannot be checked right now", Decision: audit.DecisionError, Err: err}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "limits_unavailable", Reason: "limit store unavailable", Decision: audit.DecisionError, Err: err}
 	}
 	ex.statuses = st
-	for _, s := range st {
-		if !s.Rejected {
-			continue
-		}
+	if s, rejected := limit.Rejection(st); rejected {
 		if h.d.Metrics != nil {
 			h.d.Metrics.LimitRejections.WithLabelValues(s.Name).Inc()
 		}
-		secs := int(math.Ceil(s.RetryAfter.Seconds()))
-		if secs < 1 {
-			secs = 1
-		}
+		secs := max(int(math.Ceil(s.RetryAfter.Seconds())), 1)
 		limit.SetHeaders(ex.w.Header(), st)
 		ex.w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return &Error{Status: http.StatusTooManyRequests, Code: "limited", Decision: audit.DecisionLimited,
-			Reason: fmt.Sprintf("export budget %q is spent; retry in %d s", s.Name, secs)}
+			Limit: s.Name, RetryAfter: secs,
+			Reason: fmt.Sprintf("export budget %s: %d records per %s; %d left, this page needs %d", s.Name, s.Limit, s.Window, s.Remaining, n)}
 	}
 	ex.resv, ex.reserved = resv, true
 	return nil
