@@ -46,27 +46,30 @@ type exchange struct {
 	start     time.Time
 	requestID string
 
-	route    *Route
-	path     string // normalized
-	query    url.Values
-	method   string // effective method (HEAD is GET)
-	body     []byte
-	peer     netip.Addr
-	clientIP netip.Addr
-	user     identity.User
-	authed   bool
-	desc     adapters.Description
-	decision policy.Decision
-	decided  bool
-	plan     mask.Plan
-	mode     string
-	resv     limit.Reservation
-	reserved bool
-	statuses []limit.Status
-	stats    mask.Stats
-	audited  bool
-	upstart  time.Time
-	err      *Error
+	route      *Route
+	path       string // normalized
+	query      url.Values
+	method     string // effective method (HEAD is GET)
+	body       []byte
+	peer       netip.Addr
+	clientIP   netip.Addr
+	user       identity.User
+	authed     bool
+	desc       adapters.Description
+	decision   policy.Decision
+	decided    bool
+	plan       mask.Plan
+	mode       string
+	resv       limit.Reservation
+	reserved   bool
+	statuses   []limit.Status
+	stats      mask.Stats
+	audited    bool
+	streamed   bool          // the body went to the client as it was rewritten
+	streamErr  error         // a streamed body failed after its first bytes were sent
+	streamDone chan struct{} // closed when a streamed rewrite has finished
+	upstart    time.Time
+	err        *Error
 }
 
 // Headers a client may not use to change the method the upstream executes (REDTEAM 6).
@@ -481,13 +484,19 @@ func (ex *exchange) rewriteResponse(ctx context.Context, resp *http.Response) er
 	if err != nil {
 		return &Error{Status: http.StatusForbidden, Code: "denied", Reason: "access denied: the policy's plan is invalid", Decision: audit.DecisionError, Err: err}
 	}
+	hd.Del("Content-Length")
+	hd.Add("Vary", "Accept-Encoding")
+	coding := codec.Negotiate(ex.in.Header.Values("Accept-Encoding"))
+	if ex.mode != policy.ModeMonitor && (resp.ContentLength < 0 || resp.ContentLength > h.d.Limits.StreamThreshold) {
+		return ex.stream(ctx, resp, prog, coding)
+	}
 	body, err := codec.NewReader(&idleReader{r: resp.Body, timeout: h.d.Limits.UpstreamIdleTimeout}, encodings(hd), h.d.Limits.MaxResponseBody)
 	if err != nil {
 		return err
 	}
 	defer body.Close()
+	hd.Del("Content-Encoding")
 	out := h.getBuf()
-	defer h.putBuf(out)
 	lim := &capWriter{w: out, max: h.d.Limits.MaxResponseBody}
 	var stats mask.Stats
 	if ex.mode == policy.ModeMonitor {
@@ -501,42 +510,195 @@ func (ex *exchange) rewriteResponse(ctx context.Context, resp *http.Response) er
 		stats, err = prog.Rewrite(lim, body)
 	}
 	if err != nil {
+		h.putBuf(out)
 		return err
 	}
+	return ex.finishBuffered(ctx, resp, stats, out, coding)
+}
+
+// finishBuffered charges the budgets, encodes the whole rewritten body out, audits an export
+// durably and hands the body to the client with its length.
+func (ex *exchange) finishBuffered(ctx context.Context, resp *http.Response, stats mask.Stats, out *bytes.Buffer, coding string) error {
+	h, hd := ex.h, resp.Header
 	ex.stats = stats
 	ex.settle(ctx, int64(stats.Records))
 	ex.setBudgetHeaders(hd)
-	hd.Del("Content-Encoding")
-	hd.Del("Content-Length")
-	payload := out.Bytes()
-	if coding := codec.Negotiate(ex.in.Header.Values("Accept-Encoding")); coding != "" && len(payload) >= 1024 {
+	if coding != "" && out.Len() >= 1024 {
 		enc := h.getBuf()
-		defer h.putBuf(enc)
 		cw, err := codec.NewWriter(enc, coding)
 		if err == nil {
-			_, err = cw.Write(payload)
+			_, err = cw.Write(out.Bytes())
 			if cerr := cw.Close(); err == nil {
 				err = cerr
 			}
 		}
+		h.putBuf(out)
 		if err != nil {
+			h.putBuf(enc)
 			return fmt.Errorf("encode response: %w", err)
 		}
-		payload = enc.Bytes()
+		out = enc
 		hd.Set("Content-Encoding", coding)
 	}
-	hd.Add("Vary", "Accept-Encoding")
-	if err := ex.auditExport(ctx, resp.StatusCode, int64(len(payload))); err != nil {
+	if err := ex.auditExport(ctx, resp.StatusCode, int64(out.Len())); err != nil {
+		h.putBuf(out)
 		return err
 	}
-	final := make([]byte, len(payload)) // the pooled buffers go back before the body is read
-	copy(final, payload)
-	resp.Body = io.NopCloser(bytes.NewReader(final))
-	resp.ContentLength = int64(len(final))
-	hd.Set("Content-Length", strconv.Itoa(len(final)))
+	resp.Body = &pooledBody{Reader: bytes.NewReader(out.Bytes()), buf: out, h: h}
+	resp.ContentLength = int64(out.Len())
+	hd.Set("Content-Length", strconv.Itoa(out.Len()))
 	return nil
 }
 
+// pooledBody serves a rewritten body from a pooled buffer and returns it on Close.
+type pooledBody struct {
+	*bytes.Reader
+	buf *bytes.Buffer
+	h   *Handler
+}
+
+func (b *pooledBody) Close() error {
+	if b.buf != nil {
+		b.h.putBuf(b.buf)
+		b.buf = nil
+	}
+	return nil
+}
+
+// stream rewrites a large or unknown-length body record by record as it arrives. The first
+// StreamThreshold bytes of output are held back: a body that ends (or fails) within them is
+// answered whole (or with a clean 502). Past that, bytes go to the client as they are masked,
+// and a failure aborts the connection so the client cannot take a cut body for a whole one.
+func (ex *exchange) stream(ctx context.Context, resp *http.Response, prog *mask.Program, coding string) error {
+	h, hd := ex.h, resp.Header
+	raw := resp.Body
+	body, err := codec.NewReader(&idleReader{r: raw, timeout: h.d.Limits.UpstreamIdleTimeout}, encodings(hd), h.d.Limits.MaxStreamBody)
+	if err != nil {
+		return err
+	}
+	hd.Del("Content-Encoding")
+	pr, pw := io.Pipe()
+	g := &gate{held: h.getBuf(), max: h.d.Limits.StreamThreshold, opened: make(chan struct{}), rdy: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		stats, err := prog.Rewrite(g, body)
+		body.Close()
+		ex.stats = stats
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		// The whole body fit under the threshold: answer it whole.
+		pw.Close()
+		if err != nil {
+			h.putBuf(g.held)
+			return err
+		}
+		return ex.finishBuffered(ctx, resp, ex.stats, g.held, coding)
+	case <-g.opened:
+	}
+	// Streaming: headers go now; the budget headers show the reservation.
+	ex.setBudgetHeaders(hd)
+	ex.streamed = true
+	sent := &countWriter{w: pw}
+	var enc io.WriteCloser = nopCloser{sent}
+	if coding != "" {
+		if enc, err = codec.NewWriter(sent, coding); err != nil {
+			pw.CloseWithError(err)
+			return err
+		}
+		hd.Set("Content-Encoding", coding)
+	}
+	ex.streamDone = make(chan struct{})
+	go func() {
+		defer close(ex.streamDone)
+		g.stream(enc)
+		err := <-done
+		h.putBuf(g.held)
+		if err == nil {
+			err = enc.Close()
+		}
+		if err == nil {
+			ex.settle(context.WithoutCancel(ctx), int64(ex.stats.Records))
+			err = ex.auditExport(context.WithoutCancel(ctx), resp.StatusCode, sent.n)
+		}
+		if err != nil {
+			ex.streamErr = err
+			if h.d.Metrics != nil {
+				h.d.Metrics.StreamAborts.WithLabelValues(ex.route.Name).Inc()
+			}
+			pw.CloseWithError(err)
+			return
+		}
+		pw.Close()
+	}()
+	resp.Body = streamBody{PipeReader: pr, upstream: raw}
+	resp.ContentLength = -1
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// gate holds the first max bytes of a rewritten body; once more arrive it opens, waits for
+// stream to be given the client side, and lets every later write through (after what it held).
+type gate struct {
+	held   *bytes.Buffer
+	max    int64
+	opened chan struct{} // closed by the writer when it passes max
+	rdy    chan struct{} // closed by stream once out is set
+	open   bool          // writer goroutine only
+	out    io.Writer
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	if !g.open {
+		if int64(g.held.Len()+len(p)) <= g.max {
+			return g.held.Write(p)
+		}
+		g.open = true
+		close(g.opened)
+		<-g.rdy
+	}
+	return g.out.Write(p)
+}
+
+// stream sends what was held, then lets later writes through to w.
+func (g *gate) stream(w io.Writer) {
+	if _, err := w.Write(g.held.Bytes()); err != nil {
+		w = errWriter{err}
+	}
+	g.out = w
+	close(g.rdy)
+}
+
+// streamBody is the client side of a streamed rewrite; closing it (the client went away) also
+// closes the upstream body, so the rewrite stops at once.
+type streamBody struct {
+	*io.PipeReader
+	upstream io.Closer
+}
+
+func (b streamBody) Close() error {
+	b.upstream.Close()
+	return b.PipeReader.Close()
+}
+
+type errWriter struct{ err error }
+
+func (e errWriter) Write([]byte) (int, error) { return 0, e.err }
 func (ex *exchange) setBudgetHeaders(h http.Header) {
 	if len(ex.statuses) > 0 {
 		limit.SetHeaders(h, ex.statuses)
@@ -586,6 +748,12 @@ func (ex *exchange) fail(err error) {
 // finish writes the audit record, the metrics and the span attributes for every request.
 func (ex *exchange) finish(cw *countingWriter) {
 	h := ex.h
+	if ex.streamDone != nil {
+		<-ex.streamDone
+		if ex.streamErr != nil {
+			ex.fail(ex.streamErr)
+		}
+	}
 	status := cw.status
 	if ex.err != nil && ex.err.Status == 499 {
 		status = 499

@@ -72,6 +72,7 @@ type Limits struct {
 	MaxResponseBody       int64         // decoded bytes buffered for a rewrite; 64 MiB
 	MaxRecordBytes        int64         // one record while streaming; 16 MiB
 	StreamThreshold       int64         // bodies larger or of unknown length stream; 1 MiB
+	MaxStreamBody         int64         // decoded bytes of one streamed body; 4 GiB
 	MaxJSONDepth          int           // 512
 	UpstreamHeaderTimeout time.Duration // 30s
 	UpstreamIdleTimeout   time.Duration // a body read that makes no progress this long fails; 30s
@@ -122,6 +123,7 @@ func New(d Deps) (*Handler, error) {
 	setDefault(&l.MaxResponseBody, 64<<20)
 	setDefault(&l.MaxRecordBytes, 16<<20)
 	setDefault(&l.StreamThreshold, 1<<20)
+	setDefault(&l.MaxStreamBody, 4<<30)
 	setDefault(&l.MaxJSONDepth, 512)
 	setDefault(&l.UpstreamHeaderTimeout, 30*time.Second)
 	setDefault(&l.UpstreamIdleTimeout, 30*time.Second)
