@@ -285,7 +285,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
-		return nil, &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		e := parseYAMLMsg(err.Error())
+		e.File = name
+		return nil, e
 	}
 	var cfg Config
 	if err := DecodeStrict(&root, &cfg); err != nil {
