@@ -49,18 +49,19 @@ func newAPIKeys(c APIKeysConfig) (*apiKeys, error) {
 	return k, nil
 }
 
-// authenticate checks the API-key header. found is false when the header is absent.
-func (k *apiKeys) authenticate(h http.Header) (u User, found bool, _ *Error) {
+// authenticate checks the API-key header and returns the key as presented. found is false
+// when the header is absent.
+func (k *apiKeys) authenticate(h http.Header) (u User, presented string, found bool, _ *Error) {
 	vals := h.Values(k.header)
 	if len(vals) == 0 {
-		return User{}, false, nil
+		return User{}, "", false, nil
 	}
 	if len(vals) > 1 {
-		return User{}, true, errorf(http.StatusBadRequest, "multiple API keys", "%d %s headers", len(vals), k.header)
+		return User{}, "", true, errorf(http.StatusBadRequest, "multiple API keys", "%d %s headers", len(vals), k.header)
 	}
-	presented := strings.Trim(vals[0], " \t")
+	presented = strings.Trim(vals[0], " \t")
 	if presented == "" {
-		return User{}, true, errorf(http.StatusUnauthorized, "invalid API key", "empty %s header", k.header)
+		return User{}, "", true, errorf(http.StatusUnauthorized, "invalid API key", "empty %s header", k.header)
 	}
 	sum := sha256.Sum256([]byte(presented))
 	match := -1
@@ -69,7 +70,7 @@ func (k *apiKeys) authenticate(h http.Header) (u User, found bool, _ *Error) {
 		match = subtle.ConstantTimeSelect(eq, i, match)
 	}
 	if match < 0 {
-		return User{}, true, errorf(http.StatusUnauthorized, "invalid API key", "no configured key matches")
+		return User{}, "", true, errorf(http.StatusUnauthorized, "invalid API key", "no configured key matches")
 	}
 	key := k.keys[match]
 	return User{
@@ -77,5 +78,5 @@ func (k *apiKeys) authenticate(h http.Header) (u User, found bool, _ *Error) {
 		Roles:      slices.Clone(key.Roles),
 		Department: key.Department,
 		Source:     SourceAPIKey,
-	}, true, nil
+	}, presented, true, nil
 }

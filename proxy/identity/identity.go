@@ -1,5 +1,5 @@
 // Package identity establishes who is calling: a verified JWT, identity headers from trusted
-// peers, or a static API key.
+// peers, a static API key, the upstream's own token, or a verified client certificate.
 package identity
 
 import (
@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -17,6 +18,11 @@ const (
 	ModeJWT            = "jwt"
 	ModeTrustedHeaders = "trusted_headers"
 	ModeAPIKeys        = "api_keys"
+	// ModeUpstreamToken resolves the vendor token the client already sends to a user by asking
+	// the upstream (see TokenResolver). It needs a per-route resolver (Route.Token).
+	ModeUpstreamToken = "upstream_token"
+	// ModeMTLS takes the user from the verified client certificate.
+	ModeMTLS = "mtls"
 )
 
 // Sources, as User.Source reports them.
@@ -24,6 +30,8 @@ const (
 	SourceJWT            = "jwt"
 	SourceTrustedHeaders = "trusted_headers"
 	SourceAPIKey         = "api_key"
+	SourceUpstreamToken  = "upstream_token"
+	SourceMTLS           = "mtls"
 )
 
 // User is an authenticated caller.
@@ -32,25 +40,70 @@ type User struct {
 	Department string
 	Email      string
 	Roles      []string
-	// Claims holds the verified JWT claims (nil for other sources). Time claims (exp, iat,
-	// nbf) are Unix seconds. It never contains the raw token.
+	// Claims holds the verified JWT claims, the fields Veil read from an upstream identity
+	// answer, or the client certificate's names (nil for other sources). Time claims (exp,
+	// iat, nbf) are Unix seconds. It never contains a raw token.
 	Claims map[string]any
-	// Source says how the user was established: "jwt", "trusted_headers" or "api_key".
+	// Source says how the user was established: "jwt", "trusted_headers", "api_key",
+	// "upstream_token" or "mtls".
 	Source string
 }
 
-// Config enables the identity modes; a nil mode is off.
+// Config enables the identity modes; a nil mode is off. The upstream_token mode is configured
+// per route (Route.Token), not here.
 type Config struct {
 	JWT            *JWTConfig            // nil: JWT mode off
 	TrustedHeaders *TrustedHeadersConfig // nil: trusted-header mode off; no peer is trusted
 	APIKeys        *APIKeysConfig        // nil: API-key mode off
+	MTLS           *MTLSConfig           // nil: client-certificate mode off
+
+	// Directory gives upstream_token and mtls users their roles and department. Nil: no user
+	// is listed, and such users keep the roles mapped from their identity answer.
+	Directory Directory
+	// Revocations is consulted after every successful authentication, whatever the mode: a
+	// revoked user or credential is refused with 403 "access revoked". Nil: nothing is
+	// revoked.
+	Revocations Revocations
+	// RevocationsOnError says what happens when Revocations cannot answer: "deny" (zero)
+	// refuses the request with 503; "allow" lets it through and logs the failure.
+	RevocationsOnError string
+	// Logger receives the failures Veil tolerates (RevocationsOnError "allow"). Nil: discard.
+	Logger *slog.Logger
 }
 
+// Route is what one route accepts: its identity modes and, for upstream_token, the resolver
+// that asks its upstream who a token belongs to.
+type Route struct {
+	// Modes are tried in order. Empty: every mode configured in Config, in the order jwt,
+	// trusted_headers, api_keys, mtls (upstream_token only when listed).
+	Modes []string
+	// Token resolves upstream tokens for this route. Nil: the upstream_token mode is skipped.
+	Token *TokenResolver
+}
+
+// DirectoryEntry is what the staff directory (data.veil.directory) says about a user.
+type DirectoryEntry struct {
+	Roles      []string
+	Department string // "": keep the department from the identity answer
+}
+
+// Directory looks a user up by id and then by e-mail (which may be ""). ok is false when the
+// user is listed under neither. It is called on every request, so it must be fast and safe
+// for concurrent use; it is typically backed by the current policy data.
+type Directory func(id, email string) (entry DirectoryEntry, ok bool)
+
 // JWTConfig configures bearer-token (JWT) verification. Exactly one key source must be set:
-// JWKS, JWKSURL or HMACSecret.
+// JWKS, JWKSURL, HMACSecret or Discovery.
 type JWTConfig struct {
 	// Issuer must equal the token's iss claim. Required.
 	Issuer string
+	// Discovery finds the key set through OpenID Connect discovery: New fetches
+	// <Issuer>/.well-known/openid-configuration (Issuer must then be https, or http to a
+	// loopback host), checks that the document's issuer equals Issuer exactly, and uses its
+	// jwks_uri as JWKSURL would be used (cached, refreshed, and re-fetched when a token names
+	// an unknown kid, so key rotation needs no restart). Without Algorithms, the document's
+	// id_token_signing_alg_values_supported that Veil accepts with a JWKS are allowed.
+	Discovery bool
 	// Audience must be one of the token's aud values. Required.
 	Audience string
 	// JWKS is a JWK Set document (as read from a file by the caller). Only its asymmetric
@@ -73,7 +126,8 @@ type JWTConfig struct {
 	Claims ClaimNames
 	// Leeway is the clock skew allowed on exp, nbf and iat. Zero means 30s; negative is refused.
 	Leeway time.Duration
-	// HTTPClient fetches JWKSURL. Nil means a client with a 10s timeout.
+	// HTTPClient fetches JWKSURL and the discovery document. Nil means a client with a 10s
+	// timeout.
 	HTTPClient *http.Client
 }
 
@@ -83,6 +137,7 @@ func (c JWTConfig) LogValue() slog.Value {
 		slog.String("issuer", c.Issuer),
 		slog.String("audience", c.Audience),
 		slog.String("jwks_url", c.JWKSURL),
+		slog.Bool("discovery", c.Discovery),
 		slog.Bool("jwks", len(c.JWKS) > 0),
 		slog.Bool("hmac_secret", len(c.HMACSecret) > 0),
 		slog.Any("algorithms", c.Algorithms),
@@ -130,12 +185,26 @@ func (k APIKey) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("user", k.User))
 }
 
+// Error codes, as Error.Code reports them.
+const (
+	CodeUnauthenticated     = "unauthenticated"      // no, or no valid, credential (401); malformed (400)
+	CodeRevoked             = "revoked"              // the user or credential is revoked (403)
+	CodeNotEnrolled         = "not_enrolled"         // directory_only and the user is not listed (403)
+	CodeIdentityUnavailable = "identity_unavailable" // the upstream identity call or the revocation list failed (503)
+)
+
 // Error is an authentication failure: an HTTP status, a reason safe to show to the client,
 // and the internal cause. Neither ever contains a token or key.
 type Error struct {
-	Status int    // HTTP status: 400 for malformed identity headers, else 401
+	// Status is the HTTP status: 400 for malformed identity headers, 401 for a missing or
+	// invalid credential, 403 for a revoked or unenrolled user, 503 when an identity service
+	// could not answer.
+	Status int
 	Reason string // safe to show to the client and to write to the audit log
-	Err    error  // internal detail for logs; may be nil
+	// Code names the kind of failure for logs, metrics and the error body; "" means
+	// CodeUnauthenticated.
+	Code string
+	Err  error // internal detail for logs; may be nil
 }
 
 // Error returns the reason and the cause.
@@ -161,16 +230,37 @@ type Authenticator struct {
 	jwt     *jwtVerifier
 	headers *trustedHeaders // nil: no peer is trusted
 	apiKeys *apiKeys
+	mtls    *clientCerts
 	// identityHeaders maps folded identity-header names (see foldHeaderName) to their
 	// canonical spelling; Sanitize removes them from untrusted peers.
 	identityHeaders map[string]string
+
+	directory        Directory
+	revocations      Revocations
+	allowRevokeError bool
+	log              *slog.Logger
 }
 
 // New validates c and returns an Authenticator. With a JWKSURL it fetches the key set once
 // before returning; ctx bounds that fetch and the background refreshes that follow (cancel
 // ctx to stop them).
 func New(ctx context.Context, c Config) (*Authenticator, error) {
-	a := &Authenticator{identityHeaders: make(map[string]string)}
+	a := &Authenticator{
+		identityHeaders: make(map[string]string),
+		directory:       c.Directory,
+		revocations:     c.Revocations,
+		log:             c.Logger,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	switch c.RevocationsOnError {
+	case "", "deny":
+	case "allow":
+		a.allowRevokeError = true
+	default:
+		return nil, fmt.Errorf("identity: revocations on_error %q: want deny or allow", c.RevocationsOnError)
+	}
 	var err error
 	names := wellKnownIdentityHeaders
 	if c.TrustedHeaders != nil {
@@ -190,6 +280,11 @@ func New(ctx context.Context, c Config) (*Authenticator, error) {
 			return nil, fmt.Errorf("identity: api keys: header %s is an identity header", a.apiKeys.header)
 		}
 	}
+	if c.MTLS != nil {
+		if a.mtls, err = newClientCerts(*c.MTLS); err != nil {
+			return nil, fmt.Errorf("identity: mtls: %w", err)
+		}
+	}
 	if c.JWT != nil {
 		if a.jwt, err = newJWTVerifier(ctx, *c.JWT); err != nil {
 			return nil, fmt.Errorf("identity: jwt: %w", err)
@@ -198,49 +293,145 @@ func New(ctx context.Context, c Config) (*Authenticator, error) {
 	return a, nil
 }
 
-// Authenticate returns the caller's identity, trying modes in the order given ("jwt",
-// "trusted_headers", "api_keys"). Empty modes means every configured mode in that order;
-// names of modes that are not configured, or that this package does not implement (such as
-// "upstream_token"), are skipped. The first mode that finds a credential decides: a
-// credential that is present but invalid is an *Error (400 or 401), never a reason to try a
-// weaker mode. A request with no credential at all gets ErrNoIdentity.
+// Authenticate returns the caller's identity, trying modes in the order given. It is
+// AuthenticateRoute with a route that has no upstream-token resolver, so "upstream_token" is
+// skipped here; see AuthenticateRoute for the rules.
+func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, peer netip.Addr, modes []string) (User, error) {
+	return a.AuthenticateRoute(ctx, r, peer, Route{Modes: modes})
+}
+
+// AuthenticateRoute returns the caller's identity, trying the route's modes in order ("jwt",
+// "trusted_headers", "api_keys", "upstream_token", "mtls"). Names of modes that are not
+// configured (upstream_token without rt.Token) or unknown are skipped. The first mode that
+// finds a credential decides: a credential that is present but invalid is an *Error, never a
+// reason to try a weaker mode. A request with no credential at all gets ErrNoIdentity.
 //
 // JWT mode looks at "Authorization: Bearer <token>" only; any other Authorization scheme is
-// not its credential. Trusted headers count only when peer is a trusted peer. Call Sanitize
-// before anything else reads the request headers.
-func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request, peer netip.Addr, modes []string) (User, error) {
+// not its credential. When the route accepts both jwt and an upstream_token profile that reads
+// bearer tokens, a bearer token shaped like a JWS (three dot-separated base64url segments)
+// belongs to jwt mode and any other bearer token to upstream_token, whatever their order.
+// Trusted headers count only when peer is a trusted peer. mtls reads only a certificate chain
+// the TLS listener verified.
+//
+// Once a mode has found the user, upstream_token and mtls users get their roles and
+// department from the Directory (when listed there), and every user is checked against
+// Revocations. For an upstream_token user the profile's other credential headers and its
+// Strip headers are removed from r.Header, so the upstream sees only the token Veil resolved.
+// Call Sanitize before anything else reads the request headers.
+func (a *Authenticator) AuthenticateRoute(ctx context.Context, r *http.Request, peer netip.Addr, rt Route) (User, error) {
+	modes := rt.Modes
 	if len(modes) == 0 {
-		modes = []string{ModeJWT, ModeTrustedHeaders, ModeAPIKeys}
+		modes = []string{ModeJWT, ModeTrustedHeaders, ModeAPIKeys, ModeMTLS}
 	}
+	// splitBearer: bearer tokens are shared between jwt and upstream_token by shape.
+	splitBearer := a.jwt != nil && rt.Token != nil && rt.Token.readsBearer() &&
+		slices.Contains(modes, ModeJWT) && slices.Contains(modes, ModeUpstreamToken)
 	for _, mode := range modes {
 		var (
 			u     User
+			cred  string // the credential as presented, for revocation by token hash
 			found bool
 			err   *Error
 		)
 		switch {
 		case mode == ModeJWT && a.jwt != nil:
-			u, found, err = a.jwt.authenticate(ctx, r.Header)
+			u, cred, found, err = a.jwt.authenticate(ctx, r.Header, splitBearer)
 		case mode == ModeTrustedHeaders && a.headers != nil:
 			u, found, err = a.headers.authenticate(r.Header, peer)
 		case mode == ModeAPIKeys && a.apiKeys != nil:
-			u, found, err = a.apiKeys.authenticate(r.Header)
+			u, cred, found, err = a.apiKeys.authenticate(r.Header)
+		case mode == ModeUpstreamToken && rt.Token != nil:
+			var used string
+			u, cred, used, found, err = rt.Token.authenticate(ctx, r.Header, splitBearer)
+			if found && err == nil {
+				rt.Token.stripOthers(r.Header, used)
+			}
+		case mode == ModeMTLS && a.mtls != nil:
+			u, cred, found, err = a.mtls.authenticate(r)
 		default:
 			continue
 		}
 		if err != nil {
 			return User{}, err
 		}
-		if found {
-			return u, nil
+		if !found {
+			continue
 		}
+		if u, err = a.admit(ctx, u, cred, rt); err != nil {
+			return User{}, err
+		}
+		return u, nil
 	}
 	return User{}, ErrNoIdentity
 }
 
+// admit applies the directory and the revocation list to a user a mode has found.
+func (a *Authenticator) admit(ctx context.Context, u User, cred string, rt Route) (User, *Error) {
+	switch u.Source {
+	case SourceUpstreamToken:
+		var err *Error
+		if u, err = a.applyDirectory(u, rt.Token.directoryOnly); err != nil {
+			return User{}, err
+		}
+	case SourceMTLS:
+		var err *Error
+		if u, err = a.applyDirectory(u, a.mtls.directoryOnly); err != nil {
+			return User{}, err
+		}
+	}
+	if a.revocations == nil {
+		return u, nil
+	}
+	hash := ""
+	if cred != "" {
+		hash = TokenHash(cred)
+	}
+	revoked, err := a.revocations.Revoked(ctx, u.ID, hash)
+	if err == nil && !revoked && u.Email != "" && !strings.EqualFold(u.Email, u.ID) {
+		revoked, err = a.revocations.Revoked(ctx, u.Email, "")
+	}
+	switch {
+	case revoked:
+		return User{}, &Error{Status: http.StatusForbidden, Reason: "access revoked", Code: CodeRevoked,
+			Err: fmt.Errorf("user %q or its credential is on the revocation list", u.ID)}
+	case err != nil && a.allowRevokeError:
+		a.log.WarnContext(ctx, "revocation list unavailable; request allowed", "user", u.ID, "err", err)
+	case err != nil:
+		return User{}, &Error{Status: http.StatusServiceUnavailable, Reason: "the revocation list cannot be checked",
+			Code: CodeIdentityUnavailable, Err: fmt.Errorf("revocations: %w", err)}
+	}
+	return u, nil
+}
+
+// applyDirectory gives u the roles (and department, when set) of its directory entry. A user
+// that is not listed keeps the roles mapped from its identity answer, unless directoryOnly.
+func (a *Authenticator) applyDirectory(u User, directoryOnly bool) (User, *Error) {
+	var (
+		e  DirectoryEntry
+		ok bool
+	)
+	if a.directory != nil {
+		e, ok = a.directory(u.ID, u.Email)
+	}
+	if !ok {
+		if directoryOnly {
+			return User{}, &Error{Status: http.StatusForbidden, Reason: "this user is not enrolled in Veil", Code: CodeNotEnrolled,
+				Err: fmt.Errorf("user %q is not in the directory", u.ID)}
+		}
+		return u, nil
+	}
+	u.Roles = cleanRoles(e.Roles)
+	if e.Department != "" {
+		u.Department = e.Department
+	}
+	return u, nil
+}
+
 // StripCredentials removes from h the credential that authenticated u when it is Veil's own
 // and means nothing to the upstream: the Authorization header for a JWT user, the API-key
-// header for an API-key user. Trusted identity headers are left for the upstream.
+// header for an API-key user. Trusted identity headers are left for the upstream, and so is
+// the upstream token of an upstream_token user: it is the upstream's own credential (a
+// route with upstream_auth replaces it afterwards). A client certificate is not a header.
 func (a *Authenticator) StripCredentials(h http.Header, u User) {
 	switch u.Source {
 	case SourceJWT:

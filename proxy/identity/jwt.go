@@ -55,13 +55,13 @@ func newJWTVerifier(ctx context.Context, c JWTConfig) (*jwtVerifier, error) {
 		return nil, fmt.Errorf("leeway %s is negative", c.Leeway)
 	}
 	sources := 0
-	for _, set := range []bool{len(c.JWKS) > 0, c.JWKSURL != "", len(c.HMACSecret) > 0} {
+	for _, set := range []bool{len(c.JWKS) > 0, c.JWKSURL != "", len(c.HMACSecret) > 0, c.Discovery} {
 		if set {
 			sources++
 		}
 	}
 	if sources != 1 {
-		return nil, errors.New("exactly one of jwks, jwks_url and hmac secret must be set")
+		return nil, errors.New("exactly one of jwks, jwks_url, hmac secret and discovery must be set")
 	}
 	v := &jwtVerifier{
 		issuer:   c.Issuer,
@@ -99,6 +99,21 @@ func newJWTVerifier(ctx context.Context, c JWTConfig) (*jwtVerifier, error) {
 		return v, nil
 	}
 
+	client := c.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: jwksFetchTimeout}
+	}
+	jwksURL := c.JWKSURL
+	if c.Discovery {
+		doc, err := discover(ctx, c.Issuer, client)
+		if err != nil {
+			return nil, err
+		}
+		jwksURL = doc.JWKSURI
+		if len(algs) == 0 {
+			algs = doc.signingAlgs()
+		}
+	}
 	if len(algs) == 0 {
 		algs = []string{"RS256", "ES256"}
 	}
@@ -112,7 +127,7 @@ func newJWTVerifier(ctx context.Context, c JWTConfig) (*jwtVerifier, error) {
 	if len(c.JWKS) > 0 {
 		v.source, err = newStaticSource(c.JWKS, v.allowed)
 	} else {
-		v.source, err = newRemoteSource(ctx, c.JWKSURL, c.HTTPClient, v.allowed)
+		v.source, err = newRemoteSource(ctx, jwksURL, client, v.allowed)
 	}
 	if err != nil {
 		return nil, err
@@ -159,21 +174,23 @@ func (v *jwtVerifier) FetchKeys(ctx context.Context, sink jws.KeySink, sig *jws.
 	return nil
 }
 
-// authenticate verifies the bearer token in h. found is false when h carries no bearer token.
-func (v *jwtVerifier) authenticate(ctx context.Context, h http.Header) (u User, found bool, _ *Error) {
+// authenticate verifies the bearer token in h and returns it. found is false when h carries
+// no bearer token or, with leaveOpaque, a bearer token that is not shaped like a JWS (it then
+// belongs to the route's upstream_token mode).
+func (v *jwtVerifier) authenticate(ctx context.Context, h http.Header, leaveOpaque bool) (u User, token string, found bool, _ *Error) {
 	vals := h.Values("Authorization")
 	if len(vals) == 0 {
-		return User{}, false, nil
+		return User{}, "", false, nil
 	}
 	if len(vals) > 1 {
-		return User{}, true, errorf(http.StatusBadRequest, "multiple Authorization headers", "%d Authorization headers", len(vals))
+		return User{}, "", true, errorf(http.StatusBadRequest, "multiple Authorization headers", "%d Authorization headers", len(vals))
 	}
 	token, ok := bearerToken(vals[0])
-	if !ok {
-		return User{}, false, nil
+	if !ok || (leaveOpaque && !jwsShaped(token)) {
+		return User{}, "", false, nil
 	}
 	if err := checkCompactSyntax(token); err != nil {
-		return User{}, true, &Error{Status: http.StatusUnauthorized, Reason: "invalid bearer token", Err: err}
+		return User{}, "", true, &Error{Status: http.StatusUnauthorized, Reason: "invalid bearer token", Err: err}
 	}
 	tok, err := jwt.Parse([]byte(token),
 		jwt.WithKeyProvider(v),
@@ -192,13 +209,31 @@ func (v *jwtVerifier) authenticate(ctx context.Context, h http.Header) (u User, 
 		case errors.Is(err, jwt.TokenNotYetValidError()):
 			reason = "bearer token not yet valid"
 		}
-		return User{}, true, &Error{Status: http.StatusUnauthorized, Reason: reason, Err: fmt.Errorf("jwt: %w", err)}
+		return User{}, "", true, &Error{Status: http.StatusUnauthorized, Reason: reason, Err: fmt.Errorf("jwt: %w", err)}
 	}
 	u, err = v.user(tok)
 	if err != nil {
-		return User{}, true, &Error{Status: http.StatusUnauthorized, Reason: "invalid bearer token", Err: err}
+		return User{}, "", true, &Error{Status: http.StatusUnauthorized, Reason: "invalid bearer token", Err: err}
 	}
-	return u, true, nil
+	return u, token, true, nil
+}
+
+// jwsShaped reports whether token looks like a JWS compact serialization: base64url
+// characters in exactly three dot-separated segments (which may be empty, so that malformed
+// JWTs still reach the verifier and are refused there). Opaque vendor tokens (Salesforce
+// session ids with "!", Lark "u-…", Airtable "pat….…", NocoDB "nc_pat_…") are not.
+func jwsShaped(token string) bool {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c == '.':
+			dots++
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>" value (the scheme is

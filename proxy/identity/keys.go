@@ -328,15 +328,19 @@ func (s *remoteSource) mayForceRefresh() bool {
 
 // checkJWKSURL accepts https URLs, and http URLs to loopback hosts only: keys fetched over
 // plain http on a network could be replaced in transit.
-func checkJWKSURL(raw string) error {
+func checkJWKSURL(raw string) error { return checkSecureURL("jwks url", raw) }
+
+// checkSecureURL accepts https URLs with a host, and http URLs to loopback hosts; what names
+// the URL in errors.
+func checkSecureURL(what, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("jwks url: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	switch u.Scheme {
 	case "https":
 		if u.Host == "" {
-			return fmt.Errorf("jwks url %q has no host", raw)
+			return fmt.Errorf("%s %q has no host", what, raw)
 		}
 		return nil
 	case "http":
@@ -347,8 +351,8 @@ func checkJWKSURL(raw string) error {
 		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 			return nil
 		}
-		return fmt.Errorf("jwks url %q: http is allowed only to loopback hosts; use https", raw)
+		return fmt.Errorf("%s %q: http is allowed only to loopback hosts; use https", what, raw)
 	default:
-		return fmt.Errorf("jwks url %q: scheme must be https", raw)
+		return fmt.Errorf("%s %q: scheme must be https", what, raw)
 	}
 }
