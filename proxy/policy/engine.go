@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
@@ -33,16 +34,27 @@ type Options struct {
 	// OnReload, when set, is called after every load attempt (New, Reload) with the new
 	// revision and a nil error, or with "" and the error that refused the tree.
 	OnReload func(revision string, err error)
+	// CacheTTL is how long a decision is reused for requests that agree on every part of the
+	// input the policy reads (see cache.go); 0 = 2s, negative = no cache. A reload starts an
+	// empty cache.
+	CacheTTL time.Duration
+	// CacheSize bounds the cached decisions; 0 = 10000.
+	CacheSize int
+	// Now is the cache's clock; nil = time.Now.
+	Now func() time.Time
 }
 
 // Engine evaluates data.veil.decision on one prepared query, swapped atomically when the
 // policy is reloaded. An Engine always holds a policy that compiled: New fails otherwise.
 // Its methods are safe for concurrent use.
 type Engine struct {
-	fsys     fs.FS
-	dir      string
-	log      *slog.Logger
-	onReload func(string, error)
+	fsys      fs.FS
+	dir       string
+	log       *slog.Logger
+	onReload  func(string, error)
+	cacheTTL  time.Duration
+	cacheSize int
+	now       func() time.Time
 
 	mu      sync.Mutex // serializes loads
 	current atomic.Pointer[compiled]
@@ -59,7 +71,19 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{fsys: o.FS, dir: o.Dir, log: log, onReload: o.OnReload}
+	e := &Engine{fsys: o.FS, dir: o.Dir, log: log, onReload: o.OnReload, cacheTTL: o.CacheTTL, cacheSize: o.CacheSize, now: o.Now}
+	switch {
+	case e.cacheTTL == 0:
+		e.cacheTTL = 2 * time.Second
+	case e.cacheTTL < 0:
+		e.cacheTTL = 0
+	}
+	if e.cacheSize <= 0 {
+		e.cacheSize = 10000
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	rev, err := e.load(ctx)
@@ -72,9 +96,19 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 
 // Decide evaluates data.veil.decision for in. Any error — an undefined decision
 // (ErrUndefined), an evaluation error, a decision of the wrong shape (ErrInvalid) — means
-// the request must be denied.
+// the request must be denied. Decisions may come from the decision cache (see cache.go) and
+// share their maps and slices with other callers: treat them as read-only.
 func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	c := e.current.Load()
+	var key uint64
+	cacheable := false
+	if c.cache != nil {
+		if key, cacheable = c.cache.key(&in); cacheable {
+			if d, ok := c.cache.get(key); ok {
+				return d, nil
+			}
+		}
+	}
 	input, err := inputValue(in)
 	if err != nil {
 		return Decision{}, fmt.Errorf("policy: input: %w", err)
@@ -98,6 +132,9 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 		return Decision{}, err
 	}
 	d.Revision = c.revision
+	if cacheable {
+		c.cache.put(key, d)
+	}
 	return d, nil
 }
 
@@ -142,6 +179,7 @@ func (e *Engine) load(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("policy: load revision %s: %w", rev, err)
 	}
+	c.cache = newDecisionCache(c.parts, e.cacheTTL, e.cacheSize, e.now)
 	e.current.Store(c)
 	return rev, nil
 }

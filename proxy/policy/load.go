@@ -82,6 +82,8 @@ func revisionOf(files []file) string {
 type compiled struct {
 	query    rego.PreparedEvalQuery
 	revision string
+	parts    inputPart // the parts of the input the serving rules read
+	cache    *decisionCache
 }
 
 // parse reads files the way OPA reads a bundle: every .rego file is parsed as a Rego v1
@@ -177,7 +179,7 @@ func build(ctx context.Context, files []file) (*compiled, error) {
 	if err := probe(ctx, query); err != nil {
 		return nil, err
 	}
-	return &compiled{query: query, revision: revisionOf(files)}, nil
+	return &compiled{query: query, revision: revisionOf(files), parts: inputParts(serving)}, nil
 }
 
 // probeInput is a request that matched no resource, from a user without roles: every
