@@ -72,9 +72,6 @@ type exchange struct {
 	err        *Error
 }
 
-// Headers a client may not use to change the method the upstream executes (REDTEAM 6).
-var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
-
 // Query parameters stripped on policed routes: method override and JSONP (REDTEAM 6, 21).
 var strippedParams = []string{"_method", "callback", "jsonp"}
 
@@ -83,9 +80,13 @@ var strippedParams = []string{"_method", "callback", "jsonp"}
 func (ex *exchange) prepare(ctx context.Context) error {
 	h, r := ex.h, ex.in
 	ex.peer = peerAddr(r.RemoteAddr)
-	// Identity headers from untrusted peers go first, before anything reads a header.
-	h.d.Identity.Sanitize(r.Header, ex.peer)
-	ex.clientIP = h.d.Identity.ClientIP(r.Header, ex.peer)
+	var err error
+	if ex.clientIP, err = sanitizeHeaders(h.d.Identity, r.Header, ex.peer); err != nil {
+		return err
+	}
+	if err := checkMethod(ex.w, r.Method); err != nil {
+		return err
+	}
 	if err := ex.parse(); err != nil {
 		return err
 	}
@@ -96,6 +97,9 @@ func (ex *exchange) prepare(ctx context.Context) error {
 		return err
 	}
 	if err := ex.readBody(); err != nil {
+		return err
+	}
+	if err := checkBodyOverride(r.Header.Get("Content-Type"), ex.body); err != nil {
 		return err
 	}
 	if err := ex.describe(); err != nil {
@@ -110,12 +114,9 @@ func (ex *exchange) prepare(ctx context.Context) error {
 	return ex.reserve(ctx)
 }
 
-// parse validates and normalizes the request line and headers and finds the route.
+// parse validates and normalizes the request line and finds the route.
 func (ex *exchange) parse() error {
 	r := ex.in
-	if err := checkHeaders(r.Header); err != nil {
-		return err
-	}
 	p, err := NormalizePath(r.URL.EscapedPath())
 	if r.URL.Opaque != "" || r.URL.Fragment != "" || strings.ContainsAny(r.URL.RawQuery, "#") {
 		err = errBadPath
@@ -153,14 +154,20 @@ func (ex *exchange) parse() error {
 func (ex *exchange) identify(ctx context.Context) error {
 	h, r := ex.h, ex.in
 	_, span := h.tracer.Start(ctx, "veil.identity")
-	user, err := h.d.Identity.Authenticate(ctx, r, ex.peer, ex.route.IdentityModes)
+	user, err := h.d.Identity.AuthenticateRoute(ctx, r, ex.peer, identity.Route{Modes: ex.route.IdentityModes, Token: ex.route.TokenResolver})
 	span.End()
 	if err != nil {
 		var ie *identity.Error
 		if errors.As(err, &ie) {
 			e := &Error{Status: ie.Status, Code: "unauthenticated", Reason: ie.Reason, Decision: audit.DecisionDeny, Err: err}
-			if ie.Status == http.StatusBadRequest {
+			switch {
+			case ie.Status == http.StatusBadRequest:
 				e.Code = "bad_request"
+			case ie.Code != "":
+				e.Code = ie.Code
+			}
+			if ie.Status >= 500 {
+				e.Decision = audit.DecisionError
 			}
 			return e
 		}
@@ -170,6 +177,14 @@ func (ex *exchange) identify(ctx context.Context) error {
 	// Veil's own credential authenticates the user to Veil; it never reaches the upstream or
 	// the policy input.
 	h.d.Identity.StripCredentials(r.Header, user)
+	if ua := ex.route.UpstreamAuth; ua != nil {
+		// Fetch (or refresh) the service credential now, so a token endpoint that fails
+		// ends the request here rather than forwarding it without a credential.
+		probe := &http.Request{Header: http.Header{}, URL: &url.URL{}}
+		if err := ua.Apply(ctx, probe); err != nil {
+			return &Error{Status: http.StatusBadGateway, Code: "upstream_credential", Reason: "upstream credential unavailable", Decision: audit.DecisionError, Err: err}
+		}
+	}
 	return nil
 }
 
@@ -419,15 +434,19 @@ func (h *Handler) rewriteRequest(pr *httputil.ProxyRequest) {
 	}
 	out.TransferEncoding = nil
 	hd := out.Header
-	for _, k := range methodOverrideHeaders {
+	for _, k := range []string{"Range", "Request-Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Te", "Trailer", "Expect"} {
 		hd.Del(k)
 	}
-	for _, k := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Te", "Trailer", "Expect"} {
-		hd.Del(k)
+	if ua := ex.route.UpstreamAuth; ua != nil {
+		// The client's credential goes, the service credential (cached by identify) comes.
+		if err := ua.Apply(out.Context(), out); err != nil {
+			h.log.Warn("upstream credential failed after identify; forwarding without one", "route", ex.route.Name, "request_id", ex.requestID, "err", err)
+		}
 	}
 	hd.Set("Accept-Encoding", "gzip, deflate, br, zstd")
 	hd.Set("X-Request-Id", ex.requestID)
 	pr.SetXForwarded()
+	hd.Set("X-Forwarded-For", forwardedFor(ex.clientIP, ex.peer))
 	h.prop.Inject(out.Context(), propagation.HeaderCarrier(hd))
 	ex.upstart = time.Now()
 }
@@ -458,6 +477,7 @@ func (ex *exchange) rewriteResponse(ctx context.Context, resp *http.Response) er
 	for _, k := range []string{"Etag", "Last-Modified", "Content-Md5", "Digest", "Content-Range", "Accept-Ranges", "Content-Location", "Repr-Digest", "Content-Digest"} {
 		hd.Del(k)
 	}
+	ex.maskHeaders(hd)
 	hd.Set("Cache-Control", "private, no-store")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("X-Request-Id", ex.requestID)
@@ -813,7 +833,7 @@ func (ex *exchange) finish(cw *countingWriter) {
 		attribute.String("veil.decision", decision),
 		attribute.Int("veil.records", ex.stats.Records),
 		attribute.Int("veil.fields_masked", masked),
-		attribute.String("veil.policy_revision", h.d.Policy.Revision()),
+		attribute.String("veil.policy_revision", ex.revision()),
 		attribute.String("veil.request_id", ex.requestID),
 		attribute.String("http.request.method", ex.in.Method),
 		attribute.String("url.path", ex.path),
@@ -830,6 +850,15 @@ func (ex *exchange) finish(cw *countingWriter) {
 		}
 	}
 	sp.End()
+}
+
+// revision is the policy revision that decided this request, or the one in use when it
+// ended before a decision.
+func (ex *exchange) revision() string {
+	if ex.decided && ex.decision.Revision != "" {
+		return ex.decision.Revision
+	}
+	return ex.h.d.Policy.Revision()
 }
 
 // record builds the audit record of this exchange as it stands.
@@ -852,7 +881,7 @@ func (ex *exchange) record(status int, bytesOut int64) *audit.Record {
 		IDs:            ex.stats.IDs,
 		IDsCut:         ex.stats.IDsCut,
 		Fields:         ex.stats.Fields,
-		PolicyRevision: ex.h.d.Policy.Revision(),
+		PolicyRevision: ex.revision(),
 		Mode:           ex.mode,
 		BytesIn:        int64(len(ex.body)),
 		BytesOut:       bytesOut,
@@ -924,28 +953,14 @@ func peerAddr(remote string) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// checkHeaders refuses header values with control characters (REDTEAM 11); Go's server already
-// refuses bad names, bare CR/LF and space before the colon.
-func checkHeaders(h http.Header) error {
-	for k, vs := range h {
-		for _, v := range vs {
-			for i := 0; i < len(v); i++ {
-				if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-					return badRequest("header " + k + " contains control characters")
-				}
-			}
-		}
-	}
-	return nil
-}
-
 // checkPoliced refuses what a policed route cannot enforce: protocol upgrades (REDTEAM 13),
-// range requests (17) and conflicting framing (12).
+// range requests (17; Request-Range is the pre-standard spelling Apache httpd still honours)
+// and conflicting framing (12).
 func checkPoliced(r *http.Request) error {
 	if r.Header.Get("Upgrade") != "" || r.Header.Get("Http2-Settings") != "" {
 		return badRequest("protocol upgrades are not allowed on this route")
 	}
-	if r.Header.Get("Range") != "" {
+	if r.Header.Get("Range") != "" || r.Header.Get("Request-Range") != "" {
 		return &Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "range_not_allowed", Reason: "range requests are not allowed on this route", Decision: audit.DecisionDeny}
 	}
 	if len(r.Header.Values("Content-Length")) > 1 {

@@ -29,12 +29,13 @@ import (
 	"github.com/veilproxy/veil/proxy/identity"
 	"github.com/veilproxy/veil/proxy/limit"
 	"github.com/veilproxy/veil/proxy/policy"
+	"github.com/veilproxy/veil/proxy/upstreamauth"
 )
 
 // Authenticator establishes who is calling.
 type Authenticator interface {
 	Sanitize(h http.Header, peer netip.Addr)
-	Authenticate(ctx context.Context, r *http.Request, peer netip.Addr, modes []string) (identity.User, error)
+	AuthenticateRoute(ctx context.Context, r *http.Request, peer netip.Addr, rt identity.Route) (identity.User, error)
 	ClientIP(h http.Header, peer netip.Addr) netip.Addr
 	StripCredentials(h http.Header, u identity.User)
 }
@@ -60,9 +61,11 @@ type Route struct {
 	Upstream        *url.URL
 	Adapter         adapters.Adapter
 	IdentityModes   []string
-	OnStoreError    string        // "deny" or "allow"
-	Mode            string        // "" = the policy's; "enforce" or "monitor" overrides it
-	Timeout         time.Duration // whole upstream exchange; 0 = none
+	TokenResolver   *identity.TokenResolver // upstream_token identity; nil = off
+	UpstreamAuth    *upstreamauth.Replacer  // service credential for the upstream; nil = forward the client's
+	OnStoreError    string                  // "deny" or "allow"
+	Mode            string                  // "" = the policy's; "enforce" or "monitor" overrides it
+	Timeout         time.Duration           // whole upstream exchange; 0 = none
 	CaseInsensitive bool
 }
 
@@ -147,7 +150,7 @@ func New(d Deps) (*Handler, error) {
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewriteRequest,
-		Transport:      d.Transport,
+		Transport:      trailerless{d.Transport},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
@@ -235,14 +238,21 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	writeError(w, ex.err, ex.requestID)
 }
 
-// countingWriter counts the bytes and remembers the status sent to the client.
+// countingWriter counts the bytes and remembers the status sent to the client; it never
+// sends an informational (1xx) response.
 type countingWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
 }
 
+// WriteHeader sends the final status. Informational responses (1xx) are dropped:
+// ReverseProxy relays an upstream's 103 Early Hints and the like straight from the transport,
+// before ModifyResponse, so their headers would reach the client unmasked.
 func (c *countingWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		return
+	}
 	if c.status == 0 {
 		c.status = code
 	}
