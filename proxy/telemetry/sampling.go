@@ -47,7 +47,9 @@ func NewKeepProcessor(next sdktrace.SpanProcessor, ratio float64, maxTraces int)
 }
 
 // OnStart implements sdktrace.SpanProcessor.
-func (p *KeepProcessor) OnStart(ctx context.Context, s sdktrace.ReadWriteSpan) { p.next.OnStart(ctx, s) }
+func (p *KeepProcessor) OnStart(ctx context.Context, s sdktrace.ReadWriteSpan) {
+	p.next.OnStart(ctx, s)
+}
 
 // OnEnd implements sdktrace.SpanProcessor.
 func (p *KeepProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
