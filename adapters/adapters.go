@@ -5,6 +5,7 @@ package adapters
 import (
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/veilproxy/veil/proxy/mask"
 )
@@ -61,9 +62,16 @@ type Adapter interface {
 
 // Param returns the single value of a query parameter the adapter reads. A parameter given more
 // than once is an error: the upstream and the policy could each take a different copy
-// (parameter pollution).
+// (parameter pollution). So is the parameter under another case ("PageSize" for "pageSize"):
+// upstreams that read parameter names case-insensitively (ASP.NET, many PHP and Java apps)
+// take it for the same one.
 func (r *Request) Param(name string) (string, error) {
 	vs := r.Query[name]
+	for k := range r.Query {
+		if k != name && strings.EqualFold(k, name) {
+			return "", &Error{Reason: "query parameter " + name + " given more than once"}
+		}
+	}
 	switch len(vs) {
 	case 0:
 		return "", nil

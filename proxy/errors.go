@@ -79,7 +79,7 @@ func writeError(w http.ResponseWriter, e *Error, requestID string) {
 	h := w.Header()
 	for k := range h {
 		switch k {
-		case "Retry-After", "Ratelimit", "Ratelimit-Policy", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset":
+		case "Allow", "Retry-After", "Ratelimit", "Ratelimit-Policy", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset":
 		default:
 			delete(h, k)
 		}

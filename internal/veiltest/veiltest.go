@@ -45,6 +45,20 @@ type Options struct {
 	Metrics      *proxy.Metrics       // none
 	Tracer       trace.TracerProvider // none
 	Logger       *slog.Logger         // discard
+
+	// Identity replaces the identity configuration; nil: trusted headers (X-Veil-User,
+	// X-Veil-Roles, X-Veil-Department, X-Veil-Email) from TrustedPeers.
+	Identity *identity.Config
+	// IdentityModes are the route's identity modes; nil: ["trusted_headers"].
+	IdentityModes []string
+	// Host binds the route to a host; "" matches any host.
+	Host string
+	// CaseInsensitive makes the route match paths case-insensitively.
+	CaseInsensitive bool
+	// AuditOnError is the handler's audit.on_error: "" (deny) or "allow".
+	AuditOnError string
+	// Server, when set, adjusts Veil's http.Server (timeouts, header limits) before it starts.
+	Server func(*http.Server)
 }
 
 // Rig is a running Veil in front of a running upstream.
@@ -67,15 +81,19 @@ func New(t testing.TB, o Options) *Rig {
 	r.Upstream = httptest.NewServer(o.Upstream)
 	t.Cleanup(r.Upstream.Close)
 
-	peers := o.TrustedPeers
-	if peers == nil {
-		peers = []string{"127.0.0.1/32", "::1/128"}
+	idc := o.Identity
+	if idc == nil {
+		peers := o.TrustedPeers
+		if peers == nil {
+			peers = []string{"127.0.0.1/32", "::1/128"}
+		}
+		tc := &identity.TrustedHeadersConfig{User: "X-Veil-User", Roles: "X-Veil-Roles", Department: "X-Veil-Department", Email: "X-Veil-Email"}
+		for _, p := range peers {
+			tc.TrustedPeers = append(tc.TrustedPeers, netip.MustParsePrefix(p))
+		}
+		idc = &identity.Config{TrustedHeaders: tc}
 	}
-	tc := &identity.TrustedHeadersConfig{User: "X-Veil-User", Roles: "X-Veil-Roles", Department: "X-Veil-Department", Email: "X-Veil-Email"}
-	for _, p := range peers {
-		tc.TrustedPeers = append(tc.TrustedPeers, netip.MustParsePrefix(p))
-	}
-	authn, err := identity.New(ctx, identity.Config{TrustedHeaders: tc})
+	authn, err := identity.New(ctx, *idc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,20 +136,29 @@ func New(t testing.TB, o Options) *Rig {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	modes := o.IdentityModes
+	if modes == nil {
+		modes = []string{"trusted_headers"}
+	}
 	upURL, _ := url.Parse(r.Upstream.URL)
 	r.Handler, err = proxy.New(proxy.Deps{
 		Routes: []proxy.Route{{
-			Name: name, PathPrefix: prefix, Upstream: upURL, Adapter: o.Adapter,
-			IdentityModes: []string{"trusted_headers"}, OnStoreError: ose, Mode: o.Mode, Timeout: 10 * time.Second,
+			Name: name, Host: o.Host, PathPrefix: prefix, Upstream: upURL, Adapter: o.Adapter,
+			IdentityModes: modes, OnStoreError: ose, Mode: o.Mode, Timeout: 10 * time.Second,
+			CaseInsensitive: o.CaseInsensitive,
 		}},
 		Identity: authn, Policy: r.Policy, Budgets: budgets, Audit: r.Audit,
-		Metrics: o.Metrics, Tracer: o.Tracer,
+		Metrics: o.Metrics, Tracer: o.Tracer, AuditOnError: o.AuditOnError,
 		HashKey: []byte("veiltest-hash-key"), Logger: logger, Limits: lim,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Veil = httptest.NewServer(r.Handler)
+	r.Veil = httptest.NewUnstartedServer(r.Handler)
+	if o.Server != nil {
+		o.Server(r.Veil.Config)
+	}
+	r.Veil.Start()
 	t.Cleanup(r.Veil.Close)
 	return r
 }

@@ -23,6 +23,12 @@ func (w *walker) key() (dec []byte, ascii bool, err error) {
 		return raw, ascii, err
 	}
 	w.keyBuf = appendUnescaped(w.keyBuf[:0], raw)
+	if bytes.IndexByte(w.keyBuf, 0) >= 0 {
+		// Parsers disagree on such a key: libraries that keep keys as C strings (cJSON and
+		// what is built on it) cut it at the NUL ("name\u0000" is "name"), JavaScript keeps it
+		// whole. Refuse the document rather than guess which key a client will see.
+		return nil, false, w.malformed("object key holds an escaped NUL")
+	}
 	return w.keyBuf, isASCII(w.keyBuf), nil
 }
 

@@ -116,8 +116,9 @@ func (w *walker) reset() {
 // output written so far is garbage; Stats then holds what was counted before the error.
 //
 // JSON is parsed strictly (RFC 8259): comments, trailing commas, NaN, Infinity, a leading
-// BOM, ")]}'" guards, invalid UTF-8, control characters in strings, bad escapes and data after
-// the document are ErrMalformed. Escaped lone surrogates are accepted and kept as written.
+// BOM, ")]}'" guards, invalid UTF-8, control characters in strings, bad escapes, object keys
+// holding an escaped NUL (parsers disagree on where such a key ends) and data after the
+// document are ErrMalformed. Escaped lone surrogates are accepted and kept as written.
 // Untouched bytes are copied exactly: number literals, key order, escapes and whitespace
 // (runs of more than 256 whitespace bytes are cut to 256). Rewritten values are JSON strings.
 //
