@@ -22,3 +22,13 @@ func TestScanAddress(t *testing.T) {
 		t.Errorf("Scan(phone+address) = %q %v", got, n)
 	}
 }
+
+func TestScanFullWidthDigits(t *testing.T) {
+	got, n := Scan([]string{"phone"}, "手机号：１３８１２３４５６７８，谢谢")
+	if n["phone"] != 1 || got != "手机号：138****5678，谢谢" {
+		t.Errorf("Scan(full-width phone) = %q %v, want 手机号：138****5678，谢谢", got, n)
+	}
+	if got, n := Scan([]string{"phone"}, "无数字"); got != "无数字" || n != nil {
+		t.Errorf("Scan changed text without digits: %q %v", got, n)
+	}
+}

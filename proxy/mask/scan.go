@@ -85,6 +85,7 @@ func Scan(detectors []string, s string) (string, map[string]int) {
 // of 11 digits, groups of digits joined by single spaces or dashes, for the others
 // ("2024-11-03T08:15:27Z" has 14 digits but no such chain).
 func scanCandidate(s []byte) bool {
+	s = foldWidth(s)
 	if len(s) < 6 {
 		return false
 	}
@@ -127,6 +128,7 @@ var digitCount = func() (t [256]uint8) {
 // appendScan appends s to dst with every hit of the detectors in set masked, adds the hits to
 // counts, and returns the number of hits.
 func appendScan(dst, s []byte, set scanSet, counts *[numScanners]int) ([]byte, int) {
+	s = foldWidth(s)
 	hits := 0
 	copied := 0
 	email := set.has(detEmail) && bytes.IndexByte(s, '@') >= 0
@@ -369,4 +371,35 @@ func matchEmail(s []byte, i int) (start, end int) {
 		}
 	}
 	return start, j
+}
+
+// foldWidth rewrites full-width digits (U+FF10…FF19), plus and minus — what Chinese input
+// methods type — as ASCII, so the detectors see "１３８…" as the phone number it is. It
+// allocates only when s holds such a character; hits are then masked in the folded text.
+func foldWidth(s []byte) []byte {
+	if bytes.Index(s, []byte{0xEF, 0xBC}) < 0 {
+		return s
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); {
+		if i+2 < len(s) && s[i] == 0xEF && s[i+1] == 0xBC {
+			switch c := s[i+2]; {
+			case c >= 0x90 && c <= 0x99:
+				out = append(out, '0'+c-0x90)
+				i += 3
+				continue
+			case c == 0x8B:
+				out = append(out, '+')
+				i += 3
+				continue
+			case c == 0x8D:
+				out = append(out, '-')
+				i += 3
+				continue
+			}
+		}
+		out = append(out, s[i])
+		i++
+	}
+	return out
 }
