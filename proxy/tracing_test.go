@@ -64,12 +64,15 @@ func TestSpansCarryTheDecision(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status = %d (%s), want %d", resp.StatusCode, body, tt.status)
 			}
+			// The request span ends after the client has the whole body: wait for it.
 			var root sdktrace.ReadOnlySpan
 			names := map[string]bool{}
-			for _, s := range rec.Ended() {
-				names[s.Name()] = true
-				if s.Name() == "veil.request" {
-					root = s
+			for deadline := time.Now().Add(5 * time.Second); root == nil && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				for _, s := range rec.Ended() {
+					names[s.Name()] = true
+					if s.Name() == "veil.request" {
+						root = s
+					}
 				}
 			}
 			if root == nil {
@@ -129,6 +132,10 @@ func TestKeepProcessorAlwaysKeepsDenials(t *testing.T) {
 		r.do("GET", "/api/customers?pageSize=1", "u", "cs_agent", nil) // allowed: ratio 0 drops them
 	}
 	r.do("GET", "/api/customers", "u", "contractor", nil) // denied: always kept
+	for deadline := time.Now().Add(5 * time.Second); len(exp.GetSpans()) < 3 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // let any wrongly kept allowed trace arrive too
 	roots := 0
 	for _, s := range exp.GetSpans() {
 		if s.Name == "veil.request" {
