@@ -2,8 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,19 +35,23 @@ import (
 
 // app is a wired Veil: the proxy handler and everything it owns.
 type app struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	handler  *proxy.Handler
-	policy   *policy.Engine
-	audit    *audit.Log
-	reg      *prometheus.Registry
-	metrics  *proxy.Metrics
-	redis    redis.UniversalClient
-	budgets  limit.Store
-	tracing  func(context.Context) error // shutdown
-	ready    func() error
-	closers  []func() error
-	closeOne sync.Once
+	cfg         *config.Config
+	log         *slog.Logger
+	handler     *proxy.Handler
+	policy      *policy.Engine
+	audit       *audit.Log
+	reg         *prometheus.Registry
+	metrics     *proxy.Metrics
+	redis       redis.UniversalClient
+	budgets     limit.Store
+	directory   atomic.Pointer[staffDirectory] // data.veil.directory of the policy in use
+	revocations revocationStore
+	revokeAdmin http.Handler                // /revocations on the admin listener; nil = off
+	tls         *tls.Config                 // the proxy listener's; nil = plain HTTP
+	tracing     func(context.Context) error // shutdown
+	ready       func() error
+	closers     []func() error
+	closeOne    sync.Once
 }
 
 // loadConfig reads and validates a config file.
@@ -61,10 +65,10 @@ func loadConfig(path string) (*config.Config, error) {
 
 // buildOptions are the knobs the demo and tests set beyond the config file.
 type buildOptions struct {
-	baseDir  string         // relative paths in the config are relative to it
-	policyFS fs.FS          // nil = cfg.Policy.Dir, or the built-in policy when that is ""
-	budgets  limit.Store    // nil = from cfg.Limits
-	logOut   io.Writer      // nil = stderr
+	baseDir  string      // relative paths in the config are relative to it
+	policyFS fs.FS       // nil = cfg.Policy.Dir, or the built-in policy when that is ""
+	budgets  limit.Store // nil = from cfg.Limits
+	logOut   io.Writer   // nil = stderr
 	getenv   func(string) string
 }
 
@@ -104,14 +108,14 @@ func readSecret(o *buildOptions, env, file string) ([]byte, error) {
 	return nil, nil
 }
 
-func build(ctx context.Context, cfg *config.Config, o buildOptions) (a *app, err error) {
+func build(ctx context.Context, cfg *config.Config, o buildOptions) (_ *app, err error) {
 	if o.getenv == nil {
 		o.getenv = os.Getenv
 	}
 	if o.logOut == nil {
 		o.logOut = os.Stderr
 	}
-	a = &app{cfg: cfg, log: newLogger(cfg.Log, o.logOut), reg: prometheus.NewRegistry()}
+	a := &app{cfg: cfg, log: newLogger(cfg.Log, o.logOut), reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -120,10 +124,23 @@ func build(ctx context.Context, cfg *config.Config, o buildOptions) (a *app, err
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = proxy.NewMetrics(a.reg, version, cfg.Metrics.PerUser())
 
+	if a.tls, err = serverTLS(cfg.Server.TLS, &o); err != nil {
+		return nil, err
+	}
+	if cfg.Limits.RedisURL != "" {
+		if a.redis, err = newRedis(cfg.Limits, &o); err != nil {
+			return nil, fmt.Errorf("limits: %w", err)
+		}
+		a.closers = append(a.closers, a.redis.Close)
+	}
+	if a.revocations, err = a.newRevocations(ctx); err != nil {
+		return nil, err
+	}
 	idc, err := identityConfig(cfg, &o)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
+	idc.Directory, idc.Revocations, idc.Logger = a.lookupStaff, a.revocations, a.log
 	authn, err := identity.New(ctx, idc)
 	if err != nil {
 		return nil, err
@@ -146,10 +163,20 @@ func build(ctx context.Context, cfg *config.Config, o buildOptions) (a *app, err
 				result = "error"
 			}
 			a.metrics.PolicyReloads.WithLabelValues(result).Inc()
+			// Reloads run one at a time, each with the engine showing what it just loaded.
+			// The first load happens inside policy.New, before a.policy is set; it is
+			// applied below.
+			if err == nil && a.policy != nil {
+				a.applyPolicyData(a.policy)
+			}
 		},
 	})
 	if err != nil {
 		return nil, err
+	}
+	a.applyPolicyData(a.policy)
+	if a.revokeAdmin, err = a.revocationAdmin(&o); err != nil {
+		return nil, fmt.Errorf("identity: revocations: %w", err)
 	}
 	if dir != "" && (cfg.Policy.Watch == nil || *cfg.Policy.Watch) {
 		go func() {
@@ -169,22 +196,9 @@ func build(ctx context.Context, cfg *config.Config, o buildOptions) (a *app, err
 
 	a.budgets = o.budgets
 	if a.budgets == nil {
-		if cfg.Limits.RedisURL == "" {
+		if a.redis == nil {
 			a.budgets = limit.NewMemory(time.Now)
 		} else {
-			ropts, err := limit.ParseRedisURL(cfg.Limits.RedisURL)
-			if err != nil {
-				return nil, fmt.Errorf("limits: %w", err)
-			}
-			if cfg.Limits.PasswordEnv != "" {
-				pw, err := readSecret(&o, cfg.Limits.PasswordEnv, "")
-				if err != nil {
-					return nil, fmt.Errorf("limits: %w", err)
-				}
-				ropts.Password = string(pw)
-			}
-			a.redis = redis.NewUniversalClient(ropts)
-			a.closers = append(a.closers, a.redis.Close)
 			a.budgets = limit.NewRedis(a.redis, limit.RedisOptions{Timeout: cfg.Limits.Timeout.D()})
 		}
 	}
@@ -207,6 +221,9 @@ func build(ctx context.Context, cfg *config.Config, o buildOptions) (a *app, err
 	transport := proxy.NewTransport(cfg.Server.UpstreamHeaderTimeout.D(), cfg.Server.MaxConcurrentUpstreams)
 	routes, err := buildRoutes(cfg, transport)
 	if err != nil {
+		return nil, err
+	}
+	if err := routeIdentity(cfg, &o, routes, &http.Client{Transport: transport}, a.log); err != nil {
 		return nil, err
 	}
 	s := cfg.Server
@@ -236,63 +253,20 @@ func build(ctx context.Context, cfg *config.Config, o buildOptions) (a *app, err
 	return a, nil
 }
 
-func identityConfig(cfg *config.Config, o *buildOptions) (identity.Config, error) {
-	var ic identity.Config
-	if j := cfg.Identity.JWT; j != nil {
-		jc := &identity.JWTConfig{
-			Issuer: j.Issuer, Audience: j.Audience, JWKSURL: j.JWKSURL, Algorithms: j.Algorithms,
-			Claims: identity.ClaimNames{User: j.Claims.User, Roles: j.Claims.Roles, Department: j.Claims.Department, Email: j.Claims.Email},
-			Leeway: j.Leeway.D(),
-		}
-		if j.JWKSFile != "" {
-			b, err := os.ReadFile(o.path(j.JWKSFile))
-			if err != nil {
-				return ic, fmt.Errorf("jwt: %w", err)
-			}
-			jc.JWKS = b
-		}
-		if j.SecretEnv != "" || j.SecretFile != "" {
-			sec, err := readSecret(o, j.SecretEnv, j.SecretFile)
-			if err != nil {
-				return ic, fmt.Errorf("jwt: %w", err)
-			}
-			jc.HMACSecret = sec
-		}
-		ic.JWT = jc
+// newRedis connects the limits Redis (budgets, and the shared revocation list).
+func newRedis(c config.LimitsConfig, o *buildOptions) (redis.UniversalClient, error) {
+	ropts, err := limit.ParseRedisURL(c.RedisURL)
+	if err != nil {
+		return nil, err
 	}
-	if th := cfg.Identity.TrustedHeaders; th != nil {
-		tc := &identity.TrustedHeadersConfig{User: th.User, Roles: th.Roles, Department: th.Department, Email: th.Email}
-		for _, p := range th.TrustedPeers {
-			pfx, err := config.ParsePeer(p)
-			if err != nil {
-				return ic, err
-			}
-			tc.TrustedPeers = append(tc.TrustedPeers, pfx)
+	if c.PasswordEnv != "" {
+		pw, err := readSecret(o, c.PasswordEnv, "")
+		if err != nil {
+			return nil, err
 		}
-		ic.TrustedHeaders = tc
+		ropts.Password = string(pw)
 	}
-	if ak := cfg.Identity.APIKeys; ak != nil {
-		kc := &identity.APIKeysConfig{Header: ak.Header}
-		for i, k := range ak.Keys {
-			key := identity.APIKey{User: k.User, Roles: k.Roles, Department: k.Department}
-			if k.KeySHA256 != "" {
-				b, err := hex.DecodeString(k.KeySHA256)
-				if err != nil || len(b) != 32 {
-					return ic, fmt.Errorf("api_keys.keys[%d].key_sha256: not 64 hex characters", i)
-				}
-				copy(key.SHA256[:], b)
-			} else {
-				sec, err := readSecret(o, k.KeyEnv, k.KeyFile)
-				if err != nil {
-					return ic, fmt.Errorf("api_keys.keys[%d]: %w", i, err)
-				}
-				key.SHA256 = sha256.Sum256(sec)
-			}
-			kc.Keys = append(kc.Keys, key)
-		}
-		ic.APIKeys = kc
-	}
-	return ic, nil
+	return redis.NewUniversalClient(ropts), nil
 }
 
 // buildRoutes builds every route's adapter from its options.
@@ -353,6 +327,9 @@ func (a *app) adminHandler() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	if a.revokeAdmin != nil {
+		mux.Handle("/revocations", http.StripPrefix("/revocations", a.revokeAdmin))
+	}
 	return mux
 }
 
@@ -368,6 +345,7 @@ func (a *app) servers() (proxySrv, adminSrv *http.Server) {
 		IdleTimeout:       s.IdleTimeout.D(),
 		MaxHeaderBytes:    int(s.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		TLSConfig:         a.tls,
 	}
 	adminSrv = &http.Server{
 		Addr:              a.cfg.AdminListen,
@@ -384,9 +362,17 @@ func (a *app) servers() (proxySrv, adminSrv *http.Server) {
 func (a *app) serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	ps, as := a.servers()
 	errc := make(chan error, 2)
-	go func() { errc <- ps.Serve(proxyLn) }()
+	go func() {
+		if a.tls != nil {
+			// The certificate is in ps.TLSConfig.
+			errc <- ps.ServeTLS(proxyLn, "", "")
+			return
+		}
+		errc <- ps.Serve(proxyLn)
+	}()
 	go func() { errc <- as.Serve(adminLn) }()
 	a.log.Info("veil listening", "proxy", proxyLn.Addr().String(), "admin", adminLn.Addr().String(),
+		"tls", a.tls != nil, "revocation_admin", a.revokeAdmin != nil,
 		"policy_revision", a.policy.Revision(), "routes", len(a.cfg.Routes))
 	var err error
 	select {

@@ -33,7 +33,7 @@ func startVeil(t *testing.T) (proxyURL, adminURL, auditFile string, crm *democrm
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := build(ctx, cfg, buildOptions{logOut: io.Discard, getenv: func(string) string { return "k" }})
+	a, err := build(ctx, cfg, buildOptions{logOut: io.Discard, getenv: envOf(map[string]string{"VEIL_HASH_KEY": "k"})})
 	if err != nil {
 		t.Fatal(err)
 	}

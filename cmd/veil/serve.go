@@ -69,6 +69,11 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &exitError{code: 1, err: fmt.Errorf("policy: %w", err)}
 	}
 	fmt.Fprintf(stdout, "policy: compiled (revision %s)\n", eng.Revision())
+	dir, revoked, err := policyIdentityData(eng)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("policy data: %w", err)}
+	}
+	fmt.Fprintf(stdout, "policy data: %d directory entries, %d revoked\n", len(dir.byID), len(revoked))
 	passed, failed, report, err := policy.Test(ctx, pfs)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("policy tests: %w", err)}
@@ -90,14 +95,15 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlags("explain", stderr)
 	cfgPath := fs.String("c", "veil.yaml", "config file")
 	user := fs.String("user", "", "user id")
-	roles := fs.String("roles", "", "comma-separated roles")
+	email := fs.String("email", "", "e-mail (looked up in data.veil.directory when --roles is not given)")
+	roles := fs.String("roles", "", "comma-separated roles; default: the user's data.veil.directory entry")
 	dept := fs.String("department", "", "department")
 	host := fs.String("host", "", "request host (for host-bound routes)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() != 2 || *user == "" {
-		return usageError("usage: veil explain -c veil.yaml --user U --roles R[,R] METHOD PATH")
+		return usageError("usage: veil explain -c veil.yaml --user U [--email E] [--roles R[,R]] METHOD PATH")
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -105,13 +111,22 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	o := buildOptions{baseDir: dirOf(*cfgPath)}
 	ex, err := explain(ctx, cfg, o, explainRequest{
-		User: *user, Roles: splitList(*roles), Department: *dept, Host: *host,
+		User: *user, Email: *email, Roles: splitList(*roles), Department: *dept, Host: *host,
 		Method: strings.ToUpper(fs.Arg(0)), Target: fs.Arg(1),
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "route:     %s\n", ex.Route)
+	u := ex.Input.User
+	fmt.Fprintf(stdout, "user:      %s roles=%s department=%q", u.ID, strings.Join(u.Roles, ","), u.Department)
+	if ex.FromDirectory {
+		fmt.Fprint(stdout, " (from data.veil.directory)")
+	}
+	fmt.Fprintln(stdout)
+	if ex.Revoked {
+		fmt.Fprintln(stdout, "identity:  REVOKED (data.veil.revoked): Veil refuses this user with 403 before the policy runs")
+	}
 	fmt.Fprintf(stdout, "resource:  system=%s type=%q action=%s id=%q page_size=%d export=%v\n",
 		ex.Resource.System, ex.Resource.Type, ex.Resource.Action, deref(ex.Resource.ID), ex.Resource.PageSize, ex.Resource.Export)
 	d := ex.Decision

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/veilproxy/veil/proxy/identity"
 )
 
 // Config is the whole veil.yaml. Zero values take the defaults documented on each field
@@ -61,19 +64,90 @@ type ServerConfig struct {
 	MaxJSONDepth           int      `yaml:"max_json_depth"`           // 0 = 512
 	ShutdownTimeout        Duration `yaml:"shutdown_timeout"`         // graceful drain; 0 = 20s
 	MaxConcurrentUpstreams int      `yaml:"max_concurrent_upstreams"` // per host idle/active conns; 0 = 256
+	// TLS makes the proxy listener serve HTTPS, and verify client certificates for the mtls
+	// identity mode. nil = plain HTTP (TLS terminated in front of Veil).
+	TLS *TLSConfig `yaml:"tls"`
 }
 
-// IdentityConfig lists the identity modes; each nil mode is off.
+// Client-certificate policies of TLSConfig.ClientAuth.
+const (
+	ClientAuthNone          = "none"            // no client certificate is asked for
+	ClientAuthRequest       = "request"         // asked for, never verified: no use to the mtls mode
+	ClientAuthVerifyIfGiven = "verify_if_given" // optional, verified against client_ca_file when sent
+	ClientAuthRequire       = "require"         // required and verified: every client needs one
+)
+
+// TLSConfig is the proxy listener's TLS. The minimum protocol version is TLS 1.2.
+type TLSConfig struct {
+	CertFile     string `yaml:"cert_file"`      // required: PEM certificate chain, leaf first
+	KeyFile      string `yaml:"key_file"`       // required: PEM private key
+	ClientCAFile string `yaml:"client_ca_file"` // PEM CA certificates that sign client certificates; "" = none
+	// ClientAuth is none, request, verify_if_given or require; "" = verify_if_given with a
+	// client_ca_file, none without.
+	ClientAuth string `yaml:"client_auth"`
+}
+
+// IdentityConfig lists the identity modes; each nil mode is off. The upstream_token mode is
+// configured per route (Route.UpstreamToken); UpstreamToken here holds its shared settings.
 type IdentityConfig struct {
 	JWT            *JWTConfig            `yaml:"jwt"`
 	TrustedHeaders *TrustedHeadersConfig `yaml:"trusted_headers"`
 	APIKeys        *APIKeysConfig        `yaml:"api_keys"`
+	MTLS           *MTLSConfig           `yaml:"mtls"`
+	// UpstreamToken holds the cache and failure settings every route's upstream_token
+	// resolver shares.
+	UpstreamToken UpstreamTokenConfig `yaml:"upstream_token"`
+	// Revocations configures the revocation list every mode is checked against.
+	Revocations RevocationsConfig `yaml:"revocations"`
 }
 
-// JWTConfig verifies bearer JWTs. Exactly one key source: jwks_file, jwks_url or secret_env/secret_file (HS256).
+// MTLSConfig takes the user from a client certificate the TLS listener verified
+// (server.tls.client_ca_file).
+type MTLSConfig struct {
+	User          string `yaml:"user"`           // cn (default) | email | uri | dns
+	URIPrefix     string `yaml:"uri_prefix"`     // with user: uri, the prefix selecting (and cut from) the URI SAN
+	Department    string `yaml:"department"`     // "ou": the subject's first organizational unit; "" = none
+	DirectoryOnly bool   `yaml:"directory_only"` // refuse (403) users data.veil.directory does not list
+}
+
+// UpstreamTokenConfig is shared by the upstream_token resolvers of every route.
+type UpstreamTokenConfig struct {
+	CacheTTL      Duration `yaml:"cache_ttl"`      // how long an identity answer is reused; 0 = 5m
+	CacheSize     int      `yaml:"cache_size"`     // answers kept per route; 0 = 10000
+	RejectTTL     Duration `yaml:"reject_ttl"`     // how long a rejected token is remembered; 0 = 30s
+	Timeout       Duration `yaml:"timeout"`        // one identity call; 0 = 10s
+	MaxConcurrent int      `yaml:"max_concurrent"` // identity calls in flight per route; 0 = 16
+	OnError       string   `yaml:"on_error"`       // identity call failed: deny (default, 503) | stale
+	StaleTTL      Duration `yaml:"stale_ttl"`      // with on_error stale, how long past cache_ttl an answer serves; 0 = 1h
+}
+
+// RevocationsConfig configures the revocation list (data.veil.revoked plus the entries
+// operators add through the admin endpoint).
+type RevocationsConfig struct {
+	// Redis shares the run-time list between replicas through limits.redis_url. nil = true
+	// when limits.redis_url is set; false keeps the list in the process (one replica only).
+	Redis    *bool    `yaml:"redis"`
+	Prefix   string   `yaml:"prefix"`    // Redis key prefix; "" = "veil"
+	Poll     Duration `yaml:"poll"`      // re-read interval besides pub/sub announcements; 0 = 1s
+	MaxStale Duration `yaml:"max_stale"` // how old the local copy may get while Redis is down; 0 = 10s
+	OnError  string   `yaml:"on_error"`  // list unreadable: deny (default, 503) | allow
+	// AdminTokenEnv names the environment variable holding the admin endpoint's bearer token.
+	// "" = VEIL_ADMIN_TOKEN, and the endpoint is off while that variable is unset; a variable
+	// named here must be set.
+	AdminTokenEnv  string   `yaml:"admin_token_env"`
+	AdminTokenFile string   `yaml:"admin_token_file"` // or a file holding the token
+	MaxTTL         Duration `yaml:"max_ttl"`          // cap on the ttl an operator may give; 0 = none
+}
+
+// UseRedis reports whether the run-time revocation list lives in Redis.
+func (r RevocationsConfig) UseRedis() bool { return r.Redis != nil && *r.Redis }
+
+// JWTConfig verifies bearer JWTs. Exactly one key source: jwks_file, jwks_url,
+// secret_env/secret_file (HS256) or discovery.
 type JWTConfig struct {
 	Issuer     string      `yaml:"issuer"`
 	Audience   string      `yaml:"audience"`
+	Discovery  bool        `yaml:"discovery"` // OpenID Connect discovery: keys from <issuer>/.well-known/openid-configuration
 	JWKSFile   string      `yaml:"jwks_file"`
 	JWKSURL    string      `yaml:"jwks_url"`
 	SecretEnv  string      `yaml:"secret_env"`  // environment variable holding the HS256 secret
@@ -176,6 +250,110 @@ type Route struct {
 	Mode            string    `yaml:"mode"`           // "" = what the policy says; enforce | monitor forces it
 	Timeout         Duration  `yaml:"timeout"`        // whole upstream exchange; 0 = 60s
 	CaseInsensitive bool      `yaml:"case_insensitive"`
+	// UpstreamToken configures the upstream_token identity mode on this route: the route
+	// asks its upstream who the client's own vendor token belongs to. nil = off.
+	UpstreamToken *UpstreamToken `yaml:"upstream_token"`
+	// UpstreamAuth replaces the client's credential with Veil's service credential on
+	// requests to the upstream. nil = the client's credential is forwarded.
+	UpstreamAuth *UpstreamAuth `yaml:"upstream_auth"`
+}
+
+// UpstreamToken is one route's upstream_token mode: a built-in profile, adjusted by the
+// non-zero override fields (see identity.Profile for what each means).
+type UpstreamToken struct {
+	Profile       string              `yaml:"profile"`        // required: salesforce | zoho | lark | nocodb | airtable | generic
+	Tenant        string              `yaml:"tenant"`         // refuse tokens of any other tenant (organisation)
+	RoleMap       map[string][]string `yaml:"role_map"`       // vendor role ⇒ Veil roles; nil = vendor roles as they are
+	DirectoryOnly bool                `yaml:"directory_only"` // refuse (403) users data.veil.directory does not list
+
+	Method        string            `yaml:"method"`         // GET (default) | POST
+	URL           string            `yaml:"url"`            // identity call: absolute, or a path under the upstream
+	Credentials   []TokenCredential `yaml:"credentials"`    // where the token arrives
+	ID            []string          `yaml:"id"`             // gjson paths to the user id
+	Email         []string          `yaml:"email"`          // paths to the e-mail
+	Name          []string          `yaml:"name"`           // paths to the display name
+	Department    []string          `yaml:"department"`     // paths to the department
+	Roles         []string          `yaml:"roles"`          // paths to the vendor roles
+	TenantPath    string            `yaml:"tenant_path"`    // path to the tenant
+	Claims        map[string]string `yaml:"claims"`         // claim name ⇒ path, into input.user.claims
+	RejectStatus  []int             `yaml:"reject_status"`  // statuses meaning "invalid token"; zero: 401, 403
+	ResultPath    string            `yaml:"result_path"`    // path to a result code in the answer
+	ResultOK      string            `yaml:"result_ok"`      // the result code of a valid answer
+	RejectResults []string          `yaml:"reject_results"` // result codes meaning "invalid token"
+	Strip         []string          `yaml:"strip"`          // request headers removed once the token is resolved
+}
+
+// TokenCredential is a place a vendor token arrives in.
+type TokenCredential struct {
+	Header string `yaml:"header"` // "" = Authorization
+	Scheme string `yaml:"scheme"` // "" = Bearer on Authorization, the whole value on other headers
+}
+
+// IdentityProfile returns the route's profile: the built-in one with the overrides applied.
+// ok is false for an unknown profile name.
+func (u *UpstreamToken) IdentityProfile() (identity.Profile, bool) {
+	p, ok := identity.BuiltinProfile(u.Profile)
+	if !ok {
+		return identity.Profile{}, false
+	}
+	o := identity.Profile{
+		Method: u.Method, URL: u.URL, ID: u.ID, Email: u.Email, DisplayName: u.Name,
+		Department: u.Department, Roles: u.Roles, Tenant: u.TenantPath, Claims: u.Claims,
+		RejectStatus: u.RejectStatus, ResultPath: u.ResultPath, ResultOK: u.ResultOK,
+		RejectResults: u.RejectResults, Strip: u.Strip,
+	}
+	for _, c := range u.Credentials {
+		o.Credentials = append(o.Credentials, identity.Credential{Header: c.Header, Scheme: c.Scheme})
+	}
+	return p.Override(o), true
+}
+
+// UpstreamAuth is one route's service credential: exactly one of Static, OAuth2 and Lark.
+type UpstreamAuth struct {
+	Static *StaticAuth `yaml:"static"`
+	OAuth2 *OAuth2Auth `yaml:"oauth2"`
+	Lark   *LarkAuth   `yaml:"lark"`
+	// StripHeaders and StripQuery name further client credentials to remove, beyond the
+	// generic ones (Authorization, Proxy-Authorization, Cookie, X-Api-Key, ?access_token=)
+	// and the adapter's.
+	StripHeaders []string `yaml:"strip_headers"`
+	StripQuery   []string `yaml:"strip_query"`
+}
+
+// StaticAuth sets one header to a secret from the environment or a file.
+type StaticAuth struct {
+	Header    string `yaml:"header"`     // required
+	Scheme    string `yaml:"scheme"`     // put before the secret ("Bearer"); "" = the secret is the whole value
+	ValueEnv  string `yaml:"value_env"`  // environment variable with the secret
+	ValueFile string `yaml:"value_file"` // or a file holding it
+}
+
+// OAuth2Auth is an OAuth 2.0 access token Veil obtains and refreshes itself.
+type OAuth2Auth struct {
+	Grant            string            `yaml:"grant"`     // client_credentials (default) | refresh_token
+	TokenURL         string            `yaml:"token_url"` // required: https (http only to a loopback host)
+	ClientID         string            `yaml:"client_id"` // required
+	ClientSecretEnv  string            `yaml:"client_secret_env"`
+	ClientSecretFile string            `yaml:"client_secret_file"`
+	RefreshTokenEnv  string            `yaml:"refresh_token_env"` // grant refresh_token: the service account's refresh token
+	RefreshTokenFile string            `yaml:"refresh_token_file"`
+	Scopes           []string          `yaml:"scopes"`
+	Params           map[string]string `yaml:"params"`         // extra token request parameters (client_credentials only)
+	AuthStyle        string            `yaml:"auth_style"`     // "" = try both | header | params
+	Header           string            `yaml:"header"`         // "" = Authorization
+	Scheme           string            `yaml:"scheme"`         // "" = Bearer on Authorization, nothing elsewhere
+	RefreshBefore    Duration          `yaml:"refresh_before"` // 0 = 1m
+	RetryAfter       Duration          `yaml:"retry_after"`    // fail fast after an endpoint failure; 0 = 1s
+}
+
+// LarkAuth is a Lark/Feishu app's tenant_access_token.
+type LarkAuth struct {
+	BaseURL       string   `yaml:"base_url"` // "" = https://open.feishu.cn
+	AppID         string   `yaml:"app_id"`   // required
+	AppSecretEnv  string   `yaml:"app_secret_env"`
+	AppSecretFile string   `yaml:"app_secret_file"`
+	RefreshBefore Duration `yaml:"refresh_before"` // 0 = 1m
+	RetryAfter    Duration `yaml:"retry_after"`    // 0 = 1s
 }
 
 // AdapterOptions returns the node holding this route's adapter options and its key.
@@ -380,6 +558,36 @@ func (c *Config) applyDefaults() {
 	if c.Identity.APIKeys != nil {
 		def(&c.Identity.APIKeys.Header, "X-Api-Key")
 	}
+	if t := c.Server.TLS; t != nil && t.ClientAuth == "" {
+		t.ClientAuth = ClientAuthNone
+		if t.ClientCAFile != "" {
+			t.ClientAuth = ClientAuthVerifyIfGiven
+		}
+	}
+	if c.Identity.MTLS != nil {
+		def(&c.Identity.MTLS.User, "cn")
+	}
+	ut := &c.Identity.UpstreamToken
+	defD(&ut.CacheTTL, 5*time.Minute)
+	defD(&ut.RejectTTL, 30*time.Second)
+	defD(&ut.Timeout, 10*time.Second)
+	defD(&ut.StaleTTL, time.Hour)
+	if ut.CacheSize == 0 {
+		ut.CacheSize = 10000
+	}
+	if ut.MaxConcurrent == 0 {
+		ut.MaxConcurrent = 16
+	}
+	def(&ut.OnError, "deny")
+	rv := &c.Identity.Revocations
+	if rv.Redis == nil {
+		useRedis := c.Limits.RedisURL != ""
+		rv.Redis = &useRedis
+	}
+	def(&rv.Prefix, "veil")
+	defD(&rv.Poll, time.Second)
+	defD(&rv.MaxStale, 10*time.Second)
+	def(&rv.OnError, "deny")
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		def(&r.Adapter, "generic")
@@ -393,17 +601,22 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// Modes returns the identity modes configured at the top level, in the default order.
+// Modes returns the identity modes configured at the top level, in the default order (jwt,
+// trusted_headers, api_keys, mtls). upstream_token is never among them: a route that accepts
+// it lists it.
 func (ic IdentityConfig) Modes() []string {
 	var m []string
 	if ic.JWT != nil {
-		m = append(m, "jwt")
+		m = append(m, identity.ModeJWT)
 	}
 	if ic.TrustedHeaders != nil {
-		m = append(m, "trusted_headers")
+		m = append(m, identity.ModeTrustedHeaders)
 	}
 	if ic.APIKeys != nil {
-		m = append(m, "api_keys")
+		m = append(m, identity.ModeAPIKeys)
+	}
+	if ic.MTLS != nil {
+		m = append(m, identity.ModeMTLS)
 	}
 	return m
 }
@@ -455,11 +668,15 @@ func (c *Config) validate(root *yaml.Node) Errors {
 				n++
 			}
 		}
+		if j.Discovery {
+			n++
+		}
 		if n != 1 {
-			bad("identity.jwt", "exactly one of jwks_file, jwks_url, secret_env, secret_file is required")
+			bad("identity.jwt", "exactly one of jwks_file, jwks_url, secret_env, secret_file, discovery is required")
 		}
 		for i, a := range j.Algorithms {
-			oneOf(fmt.Sprintf("identity.jwt.algorithms[%d]", i), a, "HS256", "RS256", "ES256")
+			oneOf(fmt.Sprintf("identity.jwt.algorithms[%d]", i), a,
+				"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 		}
 	}
 	if th := c.Identity.TrustedHeaders; th != nil {
@@ -492,6 +709,7 @@ func (c *Config) validate(root *yaml.Node) Errors {
 			}
 		}
 	}
+	c.validateIdentity(bad, oneOf)
 	if len(c.Routes) == 0 {
 		bad("routes", "at least one route is required")
 	}
@@ -530,12 +748,243 @@ func (c *Config) validate(root *yaml.Node) Errors {
 			bad(p+".identity", "no identity mode configured: every route needs one")
 		}
 		for j, m := range r.Identity {
-			if !modes[m] {
+			switch {
+			case m == identity.ModeUpstreamToken && r.UpstreamToken == nil:
+				bad(fmt.Sprintf("%s.identity[%d]", p, j), "mode upstream_token needs an upstream_token: block on the route")
+			case m != identity.ModeUpstreamToken && !modes[m]:
 				bad(fmt.Sprintf("%s.identity[%d]", p, j), "mode %q is not configured under identity:", m)
 			}
 		}
+		if r.UpstreamToken != nil {
+			if !slices.Contains(r.Identity, identity.ModeUpstreamToken) {
+				bad(p+".upstream_token", "set, but the route's identity does not list upstream_token")
+			}
+			r.validateUpstreamToken(c.Identity.UpstreamToken, p, bad)
+		}
+		if r.UpstreamAuth != nil {
+			r.validateUpstreamAuth(p, bad)
+		}
 	}
 	return errs
+}
+
+// validateIdentity checks the TLS listener, the mtls mode, the upstream_token defaults and
+// the revocation list.
+func (c *Config) validateIdentity(bad func(path, format string, args ...any), oneOf func(path, v string, allowed ...string)) {
+	if t := c.Server.TLS; t != nil {
+		if t.CertFile == "" {
+			bad("server.tls.cert_file", "required")
+		}
+		if t.KeyFile == "" {
+			bad("server.tls.key_file", "required")
+		}
+		oneOf("server.tls.client_auth", t.ClientAuth, ClientAuthNone, ClientAuthRequest, ClientAuthVerifyIfGiven, ClientAuthRequire)
+		if (t.ClientAuth == ClientAuthVerifyIfGiven || t.ClientAuth == ClientAuthRequire) && t.ClientCAFile == "" {
+			bad("server.tls.client_auth", "%s needs server.tls.client_ca_file to verify against", t.ClientAuth)
+		}
+	}
+	if m := c.Identity.MTLS; m != nil {
+		t := c.Server.TLS
+		switch {
+		case t == nil || t.ClientCAFile == "":
+			bad("identity.mtls", "needs server.tls with client_ca_file: Veil reads only certificates its own listener verified")
+		case t.ClientAuth != ClientAuthVerifyIfGiven && t.ClientAuth != ClientAuthRequire:
+			bad("identity.mtls", "needs server.tls.client_auth verify_if_given or require (%s never verifies a certificate)", t.ClientAuth)
+		}
+		oneOf("identity.mtls.user", m.User, identity.CertCommonName, identity.CertEmail, identity.CertURI, identity.CertDNS)
+		if m.URIPrefix != "" && m.User != identity.CertURI {
+			bad("identity.mtls.uri_prefix", "only for user: uri")
+		}
+		if m.Department != "" {
+			oneOf("identity.mtls.department", m.Department, "ou")
+		}
+	}
+	ut := c.Identity.UpstreamToken
+	oneOf("identity.upstream_token.on_error", ut.OnError, "deny", "stale")
+	if ut.CacheSize < 0 {
+		bad("identity.upstream_token.cache_size", "must not be negative")
+	}
+	if ut.MaxConcurrent < 0 {
+		bad("identity.upstream_token.max_concurrent", "must not be negative")
+	}
+	rv := c.Identity.Revocations
+	oneOf("identity.revocations.on_error", rv.OnError, "deny", "allow")
+	if rv.UseRedis() && c.Limits.RedisURL == "" {
+		bad("identity.revocations.redis", "needs limits.redis_url: the list is shared through the limits Redis")
+	}
+	if rv.UseRedis() && rv.MaxStale <= rv.Poll {
+		bad("identity.revocations.max_stale", "must exceed poll (%s)", rv.Poll.D())
+	}
+	if rv.AdminTokenEnv != "" && rv.AdminTokenFile != "" {
+		bad("identity.revocations", "admin_token_env or admin_token_file, not both")
+	}
+}
+
+// validateUpstreamToken checks a route's upstream_token block by building the resolver the
+// route would get: every mistake the identity package would refuse at start is reported here
+// with its line.
+func (r *Route) validateUpstreamToken(shared UpstreamTokenConfig, p string, bad func(path, format string, args ...any)) {
+	ut := r.UpstreamToken
+	p += ".upstream_token"
+	if ut.Profile == "" {
+		bad(p+".profile", "required: one of %s", strings.Join(identity.BuiltinProfiles(), ", "))
+		return
+	}
+	prof, ok := ut.IdentityProfile()
+	if !ok {
+		bad(p+".profile", "unknown profile %q (known: %s)", ut.Profile, strings.Join(identity.BuiltinProfiles(), ", "))
+		return
+	}
+	if ut.Profile == identity.ProfileGeneric {
+		if ut.URL == "" {
+			bad(p+".url", "required for profile generic: the identity call")
+		}
+		if len(ut.ID) == 0 {
+			bad(p+".id", "required for profile generic: where the answer names the user")
+		}
+		if ut.URL == "" || len(ut.ID) == 0 {
+			return
+		}
+	}
+	if ut.Tenant != "" && prof.Tenant == "" {
+		bad(p+".tenant", "profile %s has no tenant in its answer; set tenant_path", ut.Profile)
+		return
+	}
+	if r.UpstreamAuth != nil && ut.Tenant == "" && !ut.DirectoryOnly {
+		bad(p, "the route also has upstream_auth, which would lend Veil's service credential to any account at the vendor: "+
+			"set tenant (the organisation tokens must belong to) or directory_only: true")
+	}
+	up, err := url.Parse(r.Upstream)
+	if err != nil {
+		return // reported with the upstream
+	}
+	if _, err := identity.NewTokenResolver(identity.TokenResolverConfig{
+		Profile: prof, Upstream: up, Tenant: ut.Tenant, RoleMap: ut.RoleMap, DirectoryOnly: ut.DirectoryOnly,
+		CacheTTL: shared.CacheTTL.D(), CacheSize: max(shared.CacheSize, 1), RejectTTL: shared.RejectTTL.D(),
+		Timeout: shared.Timeout.D(), MaxConcurrent: max(shared.MaxConcurrent, 1), OnError: shared.OnError,
+		StaleTTL: shared.StaleTTL.D(),
+	}); err != nil {
+		bad(p, "%v", strings.TrimPrefix(err.Error(), "identity: "))
+	}
+}
+
+// validateUpstreamAuth checks a route's upstream_auth block.
+func (r *Route) validateUpstreamAuth(p string, bad func(path, format string, args ...any)) {
+	ua := r.UpstreamAuth
+	p += ".upstream_auth"
+	n := 0
+	for _, set := range []bool{ua.Static != nil, ua.OAuth2 != nil, ua.Lark != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		bad(p, "exactly one of static, oauth2, lark is required")
+	}
+	secret := func(path, what, env, file string, required bool) {
+		switch {
+		case env != "" && file != "":
+			bad(path, "%s_env or %s_file, not both", what, what)
+		case required && env == "" && file == "":
+			bad(path, "%s_env or %s_file is required (secrets are never written in the config)", what, what)
+		}
+	}
+	if s := ua.Static; s != nil {
+		if strings.TrimSpace(s.Header) == "" {
+			bad(p+".static.header", "required")
+		} else if !validHeaderName(s.Header) {
+			bad(p+".static.header", "%q is not a valid header name", s.Header)
+		}
+		secret(p+".static", "value", s.ValueEnv, s.ValueFile, true)
+	}
+	if o := ua.OAuth2; o != nil {
+		q := p + ".oauth2"
+		switch o.Grant {
+		case "", "client_credentials":
+			if o.RefreshTokenEnv != "" || o.RefreshTokenFile != "" {
+				bad(q, "a refresh token is only for grant refresh_token")
+			}
+		case "refresh_token":
+			secret(q, "refresh_token", o.RefreshTokenEnv, o.RefreshTokenFile, true)
+			if len(o.Params) > 0 {
+				bad(q+".params", "only for grant client_credentials")
+			}
+		default:
+			bad(q+".grant", "%q is not one of client_credentials, refresh_token", o.Grant)
+		}
+		if err := secureURL(o.TokenURL); err != nil {
+			bad(q+".token_url", "%v", err)
+		}
+		if o.ClientID == "" {
+			bad(q+".client_id", "required")
+		}
+		secret(q, "client_secret", o.ClientSecretEnv, o.ClientSecretFile, false)
+		switch o.AuthStyle {
+		case "", "header", "params":
+		default:
+			bad(q+".auth_style", "%q is not one of header, params", o.AuthStyle)
+		}
+		if o.Header != "" && !validHeaderName(o.Header) {
+			bad(q+".header", "%q is not a valid header name", o.Header)
+		}
+	}
+	if l := ua.Lark; l != nil {
+		q := p + ".lark"
+		if l.AppID == "" {
+			bad(q+".app_id", "required")
+		}
+		secret(q, "app_secret", l.AppSecretEnv, l.AppSecretFile, true)
+		if l.BaseURL != "" {
+			if err := secureURL(l.BaseURL); err != nil {
+				bad(q+".base_url", "%v", err)
+			}
+		}
+	}
+	for i, h := range ua.StripHeaders {
+		if !validHeaderName(h) {
+			bad(fmt.Sprintf("%s.strip_headers[%d]", p, i), "%q is not a valid header name", h)
+		}
+	}
+	for i, q := range ua.StripQuery {
+		if strings.TrimSpace(q) == "" {
+			bad(fmt.Sprintf("%s.strip_query[%d]", p, i), "empty parameter name")
+		}
+	}
+}
+
+// secureURL accepts https URLs, and http URLs to a loopback host: a client secret sent over
+// plain http on a network could be read in transit.
+func secureURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return errors.New("required")
+	case err != nil || u.Host == "":
+		return errors.New("must be an https URL")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http":
+		host := u.Hostname()
+		if ip, err := netip.ParseAddr(host); host == "localhost" || (err == nil && ip.IsLoopback()) {
+			return nil
+		}
+		return errors.New("http is allowed only to a loopback host; use https")
+	}
+	return errors.New("must be an https URL")
+}
+
+// validHeaderName reports whether name is an HTTP header field name (an RFC 9110 token).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // ParsePeer parses a trusted peer: a CIDR prefix or a single address.

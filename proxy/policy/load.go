@@ -82,7 +82,8 @@ func revisionOf(files []file) string {
 type compiled struct {
 	query    rego.PreparedEvalQuery
 	revision string
-	parts    inputPart // the parts of the input the serving rules read
+	parts    inputPart  // the parts of the input the serving rules read
+	data     ast.Object // the data document the query reads, tables included (see Data)
 	cache    *decisionCache
 }
 
@@ -179,7 +180,7 @@ func build(ctx context.Context, files []file) (*compiled, error) {
 	if err := probe(ctx, query); err != nil {
 		return nil, err
 	}
-	return &compiled{query: query, revision: revisionOf(files), parts: inputParts(serving)}, nil
+	return &compiled{query: query, revision: revisionOf(files), parts: inputParts(serving), data: data}, nil
 }
 
 // probeInput is a request that matched no resource, from a user without roles: every
