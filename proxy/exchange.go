@@ -30,6 +30,7 @@ import (
 	"github.com/veilproxy/veil/proxy/limit"
 	"github.com/veilproxy/veil/proxy/mask"
 	"github.com/veilproxy/veil/proxy/policy"
+	"github.com/veilproxy/veil/proxy/spike"
 )
 
 var (
@@ -58,6 +59,7 @@ type exchange struct {
 	desc       adapters.Description
 	decision   policy.Decision
 	decided    bool
+	restricted bool // export-spike containment holds the user
 	plan       mask.Plan
 	mode       string
 	resv       limit.Reservation
@@ -242,6 +244,14 @@ func (ex *exchange) readBody() error {
 // decide asks the policy once and turns the decision into a mask plan.
 func (ex *exchange) decide(ctx context.Context) error {
 	h := ex.h
+	if r := h.d.Restrictions; r != nil && ex.user.ID != "" {
+		held, _, err := r.Restricted(ctx, ex.user.ID)
+		if err != nil {
+			h.log.Warn("containment lookup failed; treating the user as restricted", "request_id", ex.requestID, "err", err)
+			held = true
+		}
+		ex.restricted = held
+	}
 	in := ex.input()
 	ctx, span := h.tracer.Start(ctx, "veil.policy")
 	t := time.Now()
@@ -329,7 +339,7 @@ func (ex *exchange) input() policy.Input {
 		claims = map[string]any{}
 	}
 	return policy.Input{
-		User: policy.User{ID: ex.user.ID, Roles: roles, Department: ex.user.Department, Email: ex.user.Email, Claims: claims},
+		User: policy.User{ID: ex.user.ID, Roles: roles, Department: ex.user.Department, Email: ex.user.Email, Claims: claims, Restricted: ex.restricted},
 		Request: policy.Request{
 			Method: ex.method, Path: ex.path, Query: ex.query, Headers: hdrs,
 			ClientIP: ex.clientIP.String(), Time: ex.start.UTC(),
@@ -803,6 +813,9 @@ func (ex *exchange) finish(cw *countingWriter) {
 			h.log.Debug("audit append failed", "request_id", ex.requestID, "err", err)
 		}
 	}
+	if h.d.Spike != nil && ex.authed {
+		h.d.Spike.Observe(ex.spikeEvent(decision))
+	}
 	dur := time.Since(ex.start)
 	if m := h.d.Metrics; m != nil {
 		m.Requests.WithLabelValues(routeName, decision).Inc()
@@ -850,6 +863,25 @@ func (ex *exchange) finish(cw *countingWriter) {
 		}
 	}
 	sp.End()
+}
+
+// spikeEvent is this request's outcome for export-spike detection.
+func (ex *exchange) spikeEvent(decision string) spike.Event {
+	e := spike.Event{
+		Time: ex.start, User: ex.user.ID, Department: ex.user.Department, Roles: ex.user.Roles,
+		Resource: ex.desc.Type, Action: ex.desc.Action, Export: ex.desc.Export,
+		Records: ex.stats.Records, Decision: decision, RequestID: ex.requestID,
+	}
+	if ex.route != nil {
+		e.Route = ex.route.Name
+	}
+	if sc := ex.span.SpanContext(); sc.HasTraceID() {
+		e.TraceID = sc.TraceID().String()
+	}
+	for _, s := range ex.statuses {
+		e.Budgets = append(e.Budgets, spike.BudgetUse{Name: s.Name, Limit: s.Limit, Remaining: s.Remaining})
+	}
+	return e
 }
 
 // revision is the policy revision that decided this request, or the one in use when it

@@ -29,6 +29,7 @@ import (
 	"github.com/veilproxy/veil/proxy/identity"
 	"github.com/veilproxy/veil/proxy/limit"
 	"github.com/veilproxy/veil/proxy/policy"
+	"github.com/veilproxy/veil/proxy/spike"
 	"github.com/veilproxy/veil/proxy/upstreamauth"
 )
 
@@ -51,6 +52,16 @@ type Auditor interface {
 	Append(rec *audit.Record) error
 	AppendSync(ctx context.Context, rec *audit.Record) error
 	Healthy() error
+}
+
+// Restrictions reports users held by export-spike containment.
+type Restrictions interface {
+	Restricted(ctx context.Context, user string) (bool, time.Time, error)
+}
+
+// Observer receives request outcomes; it must not block.
+type Observer interface {
+	Observe(e spike.Event)
 }
 
 // Route is one configured route, ready to serve.
@@ -97,7 +108,12 @@ type Deps struct {
 	// "deny" (default) or "allow". Exports always fail closed.
 	AuditOnError string
 	Logger       *slog.Logger
-	Now          func() time.Time
+	// Restrictions says whether export-spike containment holds a user (the policy sees it as
+	// input.user.restricted); nil = nobody is. A lookup error counts as restricted.
+	Restrictions Restrictions
+	// Spike receives every identified request's outcome for export-spike detection; nil = off.
+	Spike Observer
+	Now   func() time.Time
 }
 
 // Handler is the policy-enforcing reverse proxy.

@@ -59,6 +59,9 @@ type Options struct {
 	AuditOnError string
 	// Server, when set, adjusts Veil's http.Server (timeouts, header limits) before it starts.
 	Server func(*http.Server)
+	// Restrictions and Spike are the handler's containment lookup and spike observer; nil = off.
+	Restrictions proxy.Restrictions
+	Spike        proxy.Observer
 }
 
 // Rig is a running Veil in front of a running upstream.
@@ -150,6 +153,7 @@ func New(t testing.TB, o Options) *Rig {
 		Identity: authn, Policy: r.Policy, Budgets: budgets, Audit: r.Audit,
 		Metrics: o.Metrics, Tracer: o.Tracer, AuditOnError: o.AuditOnError,
 		HashKey: []byte("veiltest-hash-key"), Logger: logger, Limits: lim,
+		Restrictions: o.Restrictions, Spike: o.Spike,
 	})
 	if err != nil {
 		t.Fatal(err)
