@@ -41,6 +41,10 @@ type Resource struct {
 	Format string `yaml:"format"`
 	// Nested names keys whose arrays inside a record are records too.
 	Nested []string `yaml:"nested"`
+	// Preset applies the record, id and page-size conventions of a standard API style:
+	// "odata-v4", "odata-v2", "jsonapi" or "hal" (see Presets); keys set explicitly win.
+	// "" applies none.
+	Preset string `yaml:"preset"`
 }
 
 // Adapter is the configured generic adapter.
@@ -53,6 +57,12 @@ type compiled struct {
 	segs     []string // pattern segments; "{x}" for wildcards
 	literals int
 	idSeg    int // index of the {id} segment, -1 if none
+
+	oneID   string    // record id path when the response is one record
+	entity  *compiled // the one-record form of an OData collection, addressed as Name(key)
+	refused []string  // query parameters the preset's server would also read as the page size
+	jsonAPI bool      // write bodies are JSON:API documents
+	one     bool      // the pattern addresses one record without an {id} segment (OData Name(key))
 }
 
 // New validates options and returns the adapter.
@@ -88,6 +98,10 @@ func New(o Options) (*Adapter, error) {
 		if c.ID == "" {
 			c.ID = "id"
 		}
+		c.oneID = c.ID
+		if err := c.applyPreset(); err != nil {
+			return nil, fmt.Errorf("generic: resources[%d].preset: %w", i, err)
+		}
 		a.resources = append(a.resources, c)
 	}
 	// Most literal segments first, as ServeMux prefers the most specific pattern; config
@@ -120,7 +134,16 @@ func (c *compiled) match(segs []string) (id string, ok bool) {
 	if len(segs) != len(c.segs) {
 		return "", false
 	}
-	for i, s := range c.segs {
+	if c.one {
+		// An OData entity: the collection's last segment followed by a key in parentheses.
+		last := len(segs) - 1
+		key, ok := odataKey(segs[last], c.segs[last])
+		if !ok {
+			return "", false
+		}
+		segs, id = segs[:last], key
+	}
+	for i, s := range c.segs[:len(segs)] {
 		if strings.HasPrefix(s, "{") {
 			if segs[i] == "" {
 				return "", false
@@ -144,11 +167,22 @@ func (a *Adapter) Describe(req *adapters.Request) (adapters.Description, error) 
 	for i := range a.resources {
 		r := &a.resources[i]
 		id, ok := r.match(segs)
+		if !ok && r.entity != nil {
+			r = r.entity
+			id, ok = r.match(segs)
+		}
 		if !ok {
 			continue
 		}
 		d.Type, d.ID, d.State = r.Type, id, r
-		d.Action = actionOf(req.Method, r.idSeg >= 0, r.Export)
+		d.Action = actionOf(req.Method, r.single(), r.Export)
+		for _, p := range r.refused {
+			for k := range req.Query {
+				if strings.EqualFold(k, p) {
+					return d, &adapters.Error{Reason: "query parameter " + k + " is not accepted; use " + r.PageSizeParam}
+				}
+			}
+		}
 		if r.PageSizeParam != "" && (d.Action == adapters.ActionList || d.Action == adapters.ActionExport) {
 			d.PageSizeParam = r.PageSizeParam
 			v, err := req.Param(r.PageSizeParam)
@@ -168,7 +202,11 @@ func (a *Adapter) Describe(req *adapters.Request) (adapters.Description, error) 
 		}
 		d.Export = d.Action == adapters.ActionExport
 		if d.Action == adapters.ActionCreate || d.Action == adapters.ActionUpdate {
-			d.Fields = bodyFields(req.Body)
+			if r.jsonAPI {
+				d.Fields = jsonAPIFields(req.Body)
+			} else {
+				d.Fields = bodyFields(req.Body)
+			}
 		}
 		return d, nil
 	}
@@ -228,8 +266,11 @@ func (a *Adapter) Layout(d adapters.Description, status int, h http.Header) mask
 	switch {
 	case r.Records != nil:
 		l.Records = *r.Records
-	case r.idSeg >= 0:
+	case r.single():
 		l.Records = "@this"
+	}
+	if l.Records == "@this" {
+		l.ID = r.oneID
 	}
 	return l
 }
