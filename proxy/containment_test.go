@@ -49,6 +49,15 @@ func TestContainedUserIsStopped(t *testing.T) {
 	if resp, _ := r.do("GET", "/api/customers/export", "oscar", "ops_manager", nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("uncontained ops_manager export = %d, want 200", resp.StatusCode)
 	}
+	// Events are sent as each request ends, just after the client has the response.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		obs.mu.Lock()
+		n := len(obs.ev)
+		obs.mu.Unlock()
+		if n >= 3 {
+			break
+		}
+	}
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if len(obs.ev) != 3 {

@@ -7,7 +7,15 @@ import (
 	"sort"
 
 	"github.com/veilproxy/veil/adapters"
+	"github.com/veilproxy/veil/adapters/airtable"
 	"github.com/veilproxy/veil/adapters/generic"
+	"github.com/veilproxy/veil/adapters/jiandaoyun"
+	"github.com/veilproxy/veil/adapters/kingdee"
+	"github.com/veilproxy/veil/adapters/lark"
+	"github.com/veilproxy/veil/adapters/nocodb"
+	"github.com/veilproxy/veil/adapters/salesforce"
+	"github.com/veilproxy/veil/adapters/sheets"
+	"github.com/veilproxy/veil/adapters/zoho"
 )
 
 // Env is what an adapter may need from its route besides its options.
@@ -25,12 +33,68 @@ type Factory func(decode func(v any) error, env Env) (adapters.Adapter, error)
 
 // Factories is the registry: one line per system.
 var Factories = map[string]Factory{
+	"jiandaoyun": func(decode func(v any) error, env Env) (adapters.Adapter, error) {
+		var o jiandaoyun.Options
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		return jiandaoyun.New(o, env.Upstream, env.Client)
+	},
+	"salesforce": func(decode func(v any) error, _ Env) (adapters.Adapter, error) {
+		var o salesforce.Options
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		return salesforce.New(o)
+	},
+	"zoho": func(decode func(v any) error, _ Env) (adapters.Adapter, error) {
+		var o zoho.Options
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		return zoho.New(o)
+	},
+	"kingdee": func(decode func(v any) error, _ Env) (adapters.Adapter, error) {
+		var o kingdee.Options
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		return kingdee.New(o)
+	},
 	"generic": func(decode func(v any) error, _ Env) (adapters.Adapter, error) {
 		var o generic.Options
 		if err := decode(&o); err != nil {
 			return nil, err
 		}
 		return generic.New(o)
+	},
+	"sheets": func(decode func(v any) error, _ Env) (adapters.Adapter, error) {
+		var o sheets.Options
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		return sheets.New(o)
+	},
+	"airtable": func(decode func(v any) error, _ Env) (adapters.Adapter, error) {
+		var o airtable.Options
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		return airtable.New(o)
+	},
+	"lark": func(decode func(v any) error, _ Env) (adapters.Adapter, error) {
+		var o lark.Options
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		return lark.New(o)
+	},
+	"nocodb": func(decode func(v any) error, _ Env) (adapters.Adapter, error) {
+		var o nocodb.Options
+		if err := decode(&o); err != nil {
+			return nil, err
+		}
+		return nocodb.New(o)
 	},
 }
 

@@ -31,27 +31,31 @@ import (
 	"github.com/veilproxy/veil/proxy/identity"
 	"github.com/veilproxy/veil/proxy/limit"
 	"github.com/veilproxy/veil/proxy/policy"
+	"github.com/veilproxy/veil/proxy/spike"
 )
 
 // app is a wired Veil: the proxy handler and everything it owns.
 type app struct {
-	cfg         *config.Config
-	log         *slog.Logger
-	handler     *proxy.Handler
-	policy      *policy.Engine
-	audit       *audit.Log
-	reg         *prometheus.Registry
-	metrics     *proxy.Metrics
-	redis       redis.UniversalClient
-	budgets     limit.Store
-	directory   atomic.Pointer[staffDirectory] // data.veil.directory of the policy in use
-	revocations revocationStore
-	revokeAdmin http.Handler                // /revocations on the admin listener; nil = off
-	tls         *tls.Config                 // the proxy listener's; nil = plain HTTP
-	tracing     func(context.Context) error // shutdown
-	ready       func() error
-	closers     []func() error
-	closeOne    sync.Once
+	cfg           *config.Config
+	log           *slog.Logger
+	handler       *proxy.Handler
+	policy        *policy.Engine
+	audit         *audit.Log
+	reg           *prometheus.Registry
+	metrics       *proxy.Metrics
+	redis         redis.UniversalClient
+	budgets       limit.Store
+	directory     atomic.Pointer[staffDirectory] // data.veil.directory of the policy in use
+	revocations   revocationStore
+	revokeAdmin   http.Handler                // /revocations on the admin listener; nil = off
+	restrictions  restrictions                // export-spike containment; always set
+	spike         *spike.Detector             // nil = alerts disabled
+	restrictAdmin http.Handler                // /admin/restrictions on the admin listener; nil = off
+	tls           *tls.Config                 // the proxy listener's; nil = plain HTTP
+	tracing       func(context.Context) error // shutdown
+	ready         func() error
+	closers       []func() error
+	closeOne      sync.Once
 }
 
 // loadConfig reads and validates a config file.
@@ -69,6 +73,7 @@ type buildOptions struct {
 	policyFS fs.FS       // nil = cfg.Policy.Dir, or the built-in policy when that is ""
 	budgets  limit.Store // nil = from cfg.Limits
 	logOut   io.Writer   // nil = stderr
+	alertOut io.Writer   // console notifiers; nil = stderr
 	getenv   func(string) string
 }
 
@@ -212,6 +217,10 @@ func build(ctx context.Context, cfg *config.Config, o buildOptions) (_ *app, err
 	}
 	a.closers = append(a.closers, a.audit.Close)
 
+	if err := a.newAlerts(ctx, &o); err != nil {
+		return nil, err
+	}
+
 	tp, shutdown, err := newTracerProvider(ctx, cfg.Tracing, &o)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
@@ -227,17 +236,21 @@ func build(ctx context.Context, cfg *config.Config, o buildOptions) (_ *app, err
 		return nil, err
 	}
 	s := cfg.Server
-	a.handler, err = proxy.New(proxy.Deps{
+	deps := proxy.Deps{
 		Routes: routes, Identity: authn, Policy: a.policy, Budgets: a.budgets, Audit: a.audit,
 		Metrics: a.metrics, Tracer: tp, Transport: transport, HashKey: hashKey,
-		AuditOnError: cfg.Audit.OnError, Logger: a.log,
+		AuditOnError: cfg.Audit.OnError, Logger: a.log, Restrictions: a.restrictions,
 		Limits: proxy.Limits{
 			MaxRequestBody: int64(s.MaxRequestBody), MaxResponseBody: int64(s.MaxResponseBody),
 			MaxRecordBytes: int64(s.MaxRecordBytes), StreamThreshold: int64(s.StreamThreshold),
 			MaxJSONDepth: s.MaxJSONDepth, UpstreamHeaderTimeout: s.UpstreamHeaderTimeout.D(),
 			UpstreamIdleTimeout: s.UpstreamIdleTimeout.D(),
 		},
-	})
+	}
+	if a.spike != nil { // a nil *spike.Detector in the interface would not read as off
+		deps.Spike = a.spike
+	}
+	a.handler, err = proxy.New(deps)
 	if err != nil {
 		return nil, err
 	}
@@ -329,6 +342,9 @@ func (a *app) adminHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	if a.revokeAdmin != nil {
 		mux.Handle("/revocations", http.StripPrefix("/revocations", a.revokeAdmin))
+	}
+	if a.restrictAdmin != nil {
+		mux.Handle("/admin/", http.StripPrefix("/admin", a.restrictAdmin))
 	}
 	return mux
 }

@@ -30,6 +30,9 @@ audit:
 log:
   level: warn
   format: text
+alerts:
+  notifiers:
+    - {name: console, type: console}
 routes:
   - name: livecrm
     path_prefix: /api/

@@ -1,4 +1,4 @@
-// Command veil is the data-policy proxy: serve, demo, check, explain and audit.
+// Command veil is the data-policy proxy: serve, demo, check, explain, users and audit.
 package main
 
 import (
@@ -58,6 +58,8 @@ Usage:
   veil check   -c veil.yaml                       validate config, compile policies, run policy tests
   veil explain -c veil.yaml --user U --roles R[,R] METHOD PATH
                                                   print the decision and field plan for a request
+  veil users   [--admin URL] list | release USER | restrict USER --for 2h --reason R
+                                                  export-spike containment (token in VEIL_ADMIN_TOKEN)
   veil audit verify FILE...                       check the audit hash chain
   veil audit who (--record ID | --user U) [--since 30d] FILE...
                                                   who read a record / what a user read
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdExplain(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args[1:], stdout, stderr)
+	case "users":
+		return cmdUsers(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "veil", version)
 		return nil

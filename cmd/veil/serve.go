@@ -74,6 +74,10 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &exitError{code: 1, err: fmt.Errorf("policy data: %w", err)}
 	}
 	fmt.Fprintf(stdout, "policy data: %d directory entries, %d revoked\n", len(dir.byID), len(revoked))
+	if _, err := alertRules(eng); err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	fmt.Fprintln(stdout, "policy data: alert rules ok")
 	passed, failed, report, err := policy.Test(ctx, pfs)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("policy tests: %w", err)}

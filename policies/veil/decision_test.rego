@@ -295,7 +295,7 @@ test_unknown_type_is_personal[role] if {
 }
 
 test_unknown_system_detects_only if {
-	req := with_resource(request(["cs_agent"], "contacts", "list"), {"system": "salesforce"})
+	req := with_resource(request(["cs_agent"], "contacts", "list"), {"system": "acme"})
 	d := veil.decision with input as req
 	d.allow
 	d.fields == {}
@@ -387,18 +387,18 @@ test_other_routes_enforced if {
 
 # Adding a system is data only: classify its fields and list its resources.
 test_new_system_is_data_only if {
-	req := with_resource(request(["cs_agent"], "Contact", "list"), {"system": "salesforce"})
+	req := with_resource(request(["cs_agent"], "Contact", "list"), {"system": "acme"})
 	d := veil.decision with input as req
-		with data.veil.classification.salesforce as {"Contact": {
+		with data.veil.classification.acme as {"Contact": {
 			"MobilePhone": {"level": "sensitive", "kind": "phone"},
 			"ID_Card_No__c": {"level": "core", "kind": "id_card"},
 			"Id": {"level": "public", "kind": "generic"},
 		}}
-		with data.veil.resources.salesforce as {"Contact": {"personal": true, "owner": "OwnerId"}}
+		with data.veil.resources.acme as {"Contact": {"personal": true, "owner": "OwnerId"}}
 	d.fields == {"MobilePhone": "mask:phone", "ID_Card_No__c": "mask:id_card"}
-	h := veil.decision with input as with_resource(request(["host"], "Contact", "list"), {"system": "salesforce"})
-		with data.veil.classification.salesforce as {"Contact": {"MobilePhone": {"level": "sensitive", "kind": "phone"}}}
-		with data.veil.resources.salesforce as {"Contact": {"personal": true, "owner": "OwnerId"}}
+	h := veil.decision with input as with_resource(request(["host"], "Contact", "list"), {"system": "acme"})
+		with data.veil.classification.acme as {"Contact": {"MobilePhone": {"level": "sensitive", "kind": "phone"}}}
+		with data.veil.resources.acme as {"Contact": {"personal": true, "owner": "OwnerId"}}
 	h.rows == [{"field": "OwnerId", "op": "eq", "value": "alice"}]
 }
 

@@ -31,6 +31,7 @@ type Config struct {
 	Mask        MaskConfig     `yaml:"mask"`
 	Log         LogConfig      `yaml:"log"`
 	Metrics     MetricsConfig  `yaml:"metrics"`
+	Alerts      AlertsConfig   `yaml:"alerts"`
 	Routes      []Route        `yaml:"routes"`
 
 	// Source is the file the config came from, for messages.
@@ -46,6 +47,42 @@ type MetricsConfig struct {
 
 // PerUser reports whether per-user record metrics are on.
 func (m MetricsConfig) PerUser() bool { return m.UserRecords == nil || *m.UserRecords }
+
+// AlertsConfig configures export-spike detection (docs/alerts.md): where alerts go and the
+// containment admin API. The rules themselves are policy data (data.veil.alerts).
+type AlertsConfig struct {
+	// Enabled turns detection on; nil = true. Containment set by an admin is enforced
+	// whatever this says.
+	Enabled *bool    `yaml:"enabled"`
+	Flush   Duration `yaml:"flush"` // how often summed events are judged; 0 = 2s
+	Queue   int      `yaml:"queue"` // events waiting to be summed; 0 = 10000
+	// AdminTokenEnv names the environment variable holding the bearer token of the
+	// containment admin API (/admin/restrictions); "" = VEIL_ADMIN_TOKEN. The API is off
+	// while the variable is unset.
+	AdminTokenEnv string           `yaml:"admin_token_env"`
+	Notifiers     []NotifierConfig `yaml:"notifiers"`
+}
+
+// On reports whether detection is enabled.
+func (a AlertsConfig) On() bool { return a.Enabled == nil || *a.Enabled }
+
+// NotifierConfig is one alert target. Its webhook URL and signing secret come from the
+// environment or a file, never from veil.yaml.
+type NotifierConfig struct {
+	Name        string   `yaml:"name"`         // in metrics and logs; "" = the type
+	Type        string   `yaml:"type"`         // dingtalk | wecom | feishu | lark | slack | webhook | console
+	URLEnv      string   `yaml:"url_env"`      // environment variable holding the webhook URL
+	URLFile     string   `yaml:"url_file"`     // or a file holding it
+	SecretEnv   string   `yaml:"secret_env"`   // signing secret (dingtalk, feishu, lark, webhook)
+	SecretFile  string   `yaml:"secret_file"`  // or a file holding it
+	Lang        string   `yaml:"lang"`         // zh-CN | en; "" = data.veil.alerts.lang
+	MinSeverity string   `yaml:"min_severity"` // info (default) | warning | critical
+	Rules       []string `yaml:"rules"`        // only these rules; none = every rule
+	Departments []string `yaml:"departments"`  // only alerts about these departments; none = all
+}
+
+// Alert rule names a notifier may filter on (data.veil.alerts).
+var alertRules = []string{"volume", "baseline", "first_export", "after_hours", "budget", "probing"}
 
 // ServerConfig holds the listener's timeouts and size limits. Go's http.Server has none by
 // default; Veil always sets them.
@@ -588,6 +625,16 @@ func (c *Config) applyDefaults() {
 	defD(&rv.Poll, time.Second)
 	defD(&rv.MaxStale, 10*time.Second)
 	def(&rv.OnError, "deny")
+	al := &c.Alerts
+	defD(&al.Flush, 2*time.Second)
+	if al.Queue == 0 {
+		al.Queue = 10000
+	}
+	def(&al.AdminTokenEnv, "VEIL_ADMIN_TOKEN")
+	for i := range al.Notifiers {
+		def(&al.Notifiers[i].Name, al.Notifiers[i].Type)
+		def(&al.Notifiers[i].MinSeverity, "info")
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		def(&r.Adapter, "generic")
@@ -710,6 +757,7 @@ func (c *Config) validate(root *yaml.Node) Errors {
 		}
 	}
 	c.validateIdentity(bad, oneOf)
+	c.validateAlerts(bad, oneOf)
 	if len(c.Routes) == 0 {
 		bad("routes", "at least one route is required")
 	}
@@ -817,6 +865,53 @@ func (c *Config) validateIdentity(bad func(path, format string, args ...any), on
 	}
 	if rv.AdminTokenEnv != "" && rv.AdminTokenFile != "" {
 		bad("identity.revocations", "admin_token_env or admin_token_file, not both")
+	}
+}
+
+// validateAlerts checks the alerts block: every notifier has a known type, one source for
+// its URL (none for console), at most one for its secret, and filters that can match.
+func (c *Config) validateAlerts(bad func(path, format string, args ...any), oneOf func(path, v string, allowed ...string)) {
+	al := c.Alerts
+	if al.Flush.D() < 100*time.Millisecond || al.Flush.D() > time.Minute {
+		bad("alerts.flush", "must be between 100ms and 1m")
+	}
+	if al.Queue < 0 || al.Queue > 10_000_000 {
+		bad("alerts.queue", "must be between 1 and 10000000")
+	}
+	names := map[string]bool{}
+	for i, n := range al.Notifiers {
+		p := fmt.Sprintf("alerts.notifiers[%d]", i)
+		oneOf(p+".type", n.Type, "dingtalk", "wecom", "feishu", "lark", "slack", "webhook", "console")
+		if names[n.Name] {
+			bad(p+".name", "duplicate notifier name %q", n.Name)
+		}
+		names[n.Name] = true
+		switch {
+		case n.URLEnv != "" && n.URLFile != "":
+			bad(p, "url_env or url_file, not both")
+		case n.Type == "console" && (n.URLEnv != "" || n.URLFile != ""):
+			bad(p, "a console notifier has no URL")
+		case n.Type != "console" && n.URLEnv == "" && n.URLFile == "":
+			bad(p, "url_env or url_file is required: the webhook URL is a credential, never written in veil.yaml")
+		}
+		if n.SecretEnv != "" && n.SecretFile != "" {
+			bad(p, "secret_env or secret_file, not both")
+		}
+		if (n.SecretEnv != "" || n.SecretFile != "") && (n.Type == "wecom" || n.Type == "slack" || n.Type == "console") {
+			bad(p, "%s notifiers do not sign: remove secret_env/secret_file", n.Type)
+		}
+		if n.Lang != "" {
+			oneOf(p+".lang", n.Lang, "zh-CN", "en")
+		}
+		oneOf(p+".min_severity", n.MinSeverity, "info", "warning", "critical")
+		for j, r := range n.Rules {
+			oneOf(fmt.Sprintf("%s.rules[%d]", p, j), r, alertRules...)
+		}
+		for j, d := range n.Departments {
+			if strings.TrimSpace(d) == "" {
+				bad(fmt.Sprintf("%s.departments[%d]", p, j), "must not be empty")
+			}
+		}
 	}
 }
 

@@ -302,3 +302,58 @@ func TestParseIdentityErrorsNameTheLine(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAlerts(t *testing.T) {
+	c, err := Parse("veil.yaml", []byte(minimal))
+	if err != nil {
+		t.Fatalf("Parse = %v", err)
+	}
+	if !c.Alerts.On() || c.Alerts.Flush.D() != 2*time.Second || c.Alerts.Queue != 10000 || c.Alerts.AdminTokenEnv != "VEIL_ADMIN_TOKEN" {
+		t.Errorf("alert defaults = on %v flush %s queue %d token env %q, want on true flush 2s queue 10000 token env VEIL_ADMIN_TOKEN",
+			c.Alerts.On(), c.Alerts.Flush.D(), c.Alerts.Queue, c.Alerts.AdminTokenEnv)
+	}
+
+	full := minimal + `alerts:
+  enabled: false
+  flush: 5s
+  notifiers:
+    - {name: security, type: dingtalk, url_env: DT_URL, secret_env: DT_SECRET, min_severity: warning}
+    - {type: console, rules: [volume, probing], departments: [cs], lang: en}
+`
+	c, err = Parse("veil.yaml", []byte(full))
+	if err != nil {
+		t.Fatalf("Parse(full alerts) = %v", err)
+	}
+	if c.Alerts.On() || c.Alerts.Flush.D() != 5*time.Second {
+		t.Errorf("alerts on %v flush %s, want false 5s", c.Alerts.On(), c.Alerts.Flush.D())
+	}
+	if n := c.Alerts.Notifiers[1]; n.Name != "console" || n.MinSeverity != "info" {
+		t.Errorf("notifier defaults: name %q min_severity %q, want console info", n.Name, n.MinSeverity)
+	}
+
+	tests := []struct {
+		name, alerts, want string
+	}{
+		{"unknown type", "    - {name: a, type: teams, url_env: U}\n", `veil.yaml:14: alerts.notifiers[0].type: "teams" is not one of dingtalk, wecom, feishu, lark, slack, webhook, console`},
+		{"no url", "    - {name: a, type: slack}\n", "veil.yaml:14: alerts.notifiers[0]: url_env or url_file is required"},
+		{"url inline", "    - {name: a, type: slack, url: \"https://hooks.slack.com/x\"}\n", "alerts.notifiers[0].url: unknown key"},
+		{"two urls", "    - {name: a, type: webhook, url_env: U, url_file: /run/u}\n", "alerts.notifiers[0]: url_env or url_file, not both"},
+		{"console with url", "    - {name: a, type: console, url_env: U}\n", "alerts.notifiers[0]: a console notifier has no URL"},
+		{"wecom signs", "    - {name: a, type: wecom, url_env: U, secret_env: S}\n", "alerts.notifiers[0]: wecom notifiers do not sign"},
+		{"bad severity", "    - {name: a, type: console, min_severity: high}\n", `alerts.notifiers[0].min_severity: "high" is not one of info, warning, critical`},
+		{"bad rule", "    - {name: a, type: console, rules: [volumes]}\n", `alerts.notifiers[0].rules[0]: "volumes" is not one of volume, baseline`},
+		{"bad lang", "    - {name: a, type: console, lang: fr}\n", `alerts.notifiers[0].lang: "fr" is not one of zh-CN, en`},
+		{"duplicate name", "    - {type: console}\n    - {type: console}\n", `veil.yaml:15: alerts.notifiers[1].name: duplicate notifier name "console"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("veil.yaml", []byte(minimal+"alerts:\n  notifiers:\n"+tt.alerts))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := Parse("veil.yaml", []byte(minimal+"alerts:\n  flush: 1ms\n")); err == nil || !strings.Contains(err.Error(), "alerts.flush: must be between 100ms and 1m") {
+		t.Errorf("Parse(flush 1ms) error = %v, want alerts.flush out of range", err)
+	}
+}

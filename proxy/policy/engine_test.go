@@ -185,7 +185,7 @@ func TestDecidePlans(t *testing.T) {
 	writeUnlisted := request([]string{"cs_agent"}, "invoices", "update")
 	writeUnlisted.Resource.Fields = []string{"email"}
 	salesforce := request([]string{"ops_manager"}, "Contact", "read")
-	salesforce.Resource.System = "salesforce"
+	salesforce.Resource.System = "acme"
 	export := request([]string{"cs_agent"}, "customers", "list")
 	export.Resource.Export = true
 
