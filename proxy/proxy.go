@@ -171,6 +171,7 @@ func New(d Deps) (*Handler, error) {
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
 		FlushInterval:  -1,
+		BufferPool:     copyBuffers{},
 	}
 	return h, nil
 }
@@ -199,6 +200,14 @@ func NewTransport(headerTimeout time.Duration, maxConns int) *http.Transport {
 		MaxResponseHeaderBytes: 1 << 20,
 	}
 }
+
+// copyBuffers lends ReverseProxy its 32 KiB copy buffers instead of allocating one per response.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 type ctxKey struct{}
 

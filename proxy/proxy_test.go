@@ -32,7 +32,7 @@ func demoResources() []generic.Resource {
 	}
 }
 
-func newRig(t *testing.T, o rigOptions) *rig {
+func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	r := &rig{}
 	if o.Upstream == nil {
