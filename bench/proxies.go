@@ -37,7 +37,8 @@ func str(s string) *string { return &s }
 //	bare: httputil.ReverseProxy, nothing else
 //	pass: Veil, a route the policy allows with nothing to mask (security_admin)
 //	mask: Veil, the masked list route (cs_agent: 6 of 20 fields masked, detectors on)
-//	full: mask plus tracing at 100% (batch exporter to a discarding sink) and Redis budgets
+//	trace: mask plus tracing at 100% (batch exporter to a discarding sink)
+//	full: mask plus tracing at 100% and Redis budgets
 func proxyFor(ctx context.Context, role, upstreamURL, redisURL string) (http.Handler, func(), error) {
 	up, err := url.Parse(upstreamURL)
 	if err != nil {
@@ -91,6 +92,17 @@ func proxyFor(ctx context.Context, role, upstreamURL, redisURL string) (http.Han
 		Budgets: limit.NewMemory(time.Now), HashKey: []byte("bench"),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
+	if role == "trace" || role == "full" {
+		exp, err := stdouttrace.New(stdouttrace.WithWriter(io.Discard))
+		if err != nil {
+			return nil, nil, err
+		}
+		tp := sdktrace.NewTracerProvider(
+			sdktrace.WithSpanProcessor(telemetry.NewKeepProcessor(sdktrace.NewBatchSpanProcessor(exp), 1, 0)),
+			sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		deps.Tracer = tp
+		closers = append(closers, func() { tp.Shutdown(context.Background()) })
+	}
 	if role == "full" {
 		if redisURL == "" {
 			return nil, nil, fmt.Errorf("role full needs -redis")
@@ -101,15 +113,7 @@ func proxyFor(ctx context.Context, role, upstreamURL, redisURL string) (http.Han
 		}
 		rc := redis.NewUniversalClient(ropts)
 		deps.Budgets = limit.NewRedis(rc, limit.RedisOptions{Prefix: fmt.Sprintf("veil-bench-%d", time.Now().UnixNano())})
-		exp, err := stdouttrace.New(stdouttrace.WithWriter(io.Discard))
-		if err != nil {
-			return nil, nil, err
-		}
-		tp := sdktrace.NewTracerProvider(
-			sdktrace.WithSpanProcessor(telemetry.NewKeepProcessor(sdktrace.NewBatchSpanProcessor(exp), 1, 0)),
-			sdktrace.WithSampler(sdktrace.AlwaysSample()))
-		deps.Tracer = tp
-		closers = append(closers, func() { tp.Shutdown(context.Background()); rc.Close() })
+		closers = append(closers, func() { rc.Close() })
 	}
 	h, err := proxy.New(deps)
 	if err != nil {

@@ -49,6 +49,7 @@ var scenarios = []scenario{
 	{"bare httputil.ReverseProxy", "bare", "/api/customers", "", ""},
 	{"(a) veil pass-through", "pass", "/api/customers", "sam", "security_admin"},
 	{"(b) veil masked list", "mask", "/api/customers", "alice", "cs_agent"},
+	{"(b') masked + tracing 100%", "trace", "/api/customers", "alice", "cs_agent"},
 	{"(c) masked + tracing 100% + Redis budgets", "full", "/api/customers", "alice", "cs_agent"},
 }
 
