@@ -4,16 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"testing/fstest"
 	"text/template"
 	"time"
 
 	"github.com/veilproxy/veil/internal/democrm"
+	"github.com/veilproxy/veil/policies"
 	"github.com/veilproxy/veil/proxy/config"
 )
 
@@ -65,6 +69,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	upAddr := fs.String("upstream", "127.0.0.1:8081", "sample CRM listen address")
 	auditFile := fs.String("audit", "veil-demo-audit.jsonl", "audit log file")
 	customers := fs.Int("customers", 1200, "customers to generate")
+	script := fs.Bool("script", false, "play a departing host paging through the customer list: the budget alert fires and containment stops her")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -95,7 +100,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a, err := build(ctx, cfg, buildOptions{getenv: getenv, logOut: stderr})
+	o := buildOptions{getenv: getenv, logOut: stderr, alertOut: stdout}
+	if *script {
+		// The scripted run contains on the budget rule (the shipped rules only alert).
+		if o.policyFS, err = demoScriptPolicy(); err != nil {
+			return err
+		}
+	}
+	a, err := build(ctx, cfg, o)
 	if err != nil {
 		return err
 	}
@@ -111,7 +123,82 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	first := crm.Customers()[0]
 	printDemoTour(stdout, pl.Addr().String(), al.Addr().String(), upLn.Addr().String(), *auditFile, first)
+	if *script {
+		go playDepartingHost(ctx, stdout, "http://"+pl.Addr().String(), first.OwnerID)
+	}
 	return a.serve(ctx, pl, al)
+}
+
+// demoScriptPolicy is the shipped policy with containment on the budget rule: a user who
+// takes 80 % of a budget is restricted for 30 minutes.
+func demoScriptPolicy() (fs.FS, error) {
+	out := fstest.MapFS{}
+	err := fs.WalkDir(policies.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(policies.FS, p)
+		if err != nil {
+			return err
+		}
+		if p == "veil/data.json" {
+			var data map[string]any
+			if err := json.Unmarshal(b, &data); err != nil {
+				return err
+			}
+			alerts, _ := data["alerts"].(map[string]any)
+			budget, _ := alerts["budget"].(map[string]any)
+			if budget == nil {
+				return fmt.Errorf("policy data has no alerts.budget")
+			}
+			budget["contain"] = "30m"
+			if b, err = json.Marshal(data); err != nil {
+				return err
+			}
+		}
+		out[p] = &fstest.MapFile{Data: b}
+		return nil
+	})
+	return out, err
+}
+
+// playDepartingHost pages through the customer list as a host about to leave, until Veil
+// contains her, printing what each request got.
+func playDepartingHost(ctx context.Context, w io.Writer, proxyURL, host string) {
+	say := func(format string, args ...any) { fmt.Fprintf(w, "[script] "+format+"\n", args...) }
+	get := func(page int) (int, int) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/api/customers?pageSize=100&page=%d", proxyURL, page), nil)
+		req.Header.Set("X-Veil-User", host)
+		req.Header.Set("X-Veil-Roles", "host")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, 0
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, len(body.Data)
+	}
+	time.Sleep(time.Second)
+	say("%s, who handed in her notice, pages through the customer list (budget: 500 records an hour)", host)
+	for page := 1; page <= 12 && ctx.Err() == nil; page++ {
+		status, n := get(page)
+		say("page %d: HTTP %d, %d records", page, status, n)
+		if status != http.StatusOK || n == 0 {
+			break
+		}
+		time.Sleep(700 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // the detector judges every 2 s
+	status, _ := get(1)
+	if status == http.StatusOK {
+		say("after the alert window: HTTP %d — %s was not contained (did the budget alert fire?)", status, host)
+		return
+	}
+	say("after the alert: HTTP %d — %s is contained (input.user.restricted); a security admin lifts it with", status, host)
+	say("  VEIL_ADMIN_TOKEN=… veil users release %s", host)
 }
 
 func printDemoTour(w io.Writer, proxyAddr, adminAddr, upAddr, auditFile string, c democrm.Customer) {
