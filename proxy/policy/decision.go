@@ -229,18 +229,21 @@ func validAction(action string) error {
 }
 
 // rows reads the row predicates.
-func rows(v ast.Value) ([]Row, error) {
+func rows(v ast.Value) ([]Row, error) { return each(v, row) }
+
+// each reads every element of an array or set with read; an error names the element.
+func each[T any](v ast.Value, read func(ast.Value) (T, error)) ([]T, error) {
 	terms, err := elements(v)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Row, 0, len(terms))
+	out := make([]T, 0, len(terms))
 	for i, t := range terms {
-		r, err := row(t.Value)
+		e, err := read(t.Value)
 		if err != nil {
 			return nil, fmt.Errorf("%d: %w", i, err)
 		}
-		out = append(out, r)
+		out = append(out, e)
 	}
 	return out, nil
 }
@@ -323,21 +326,7 @@ func detect(v ast.Value) ([]string, error) {
 }
 
 // limits reads the budgets.
-func limits(v ast.Value) ([]Limit, error) {
-	terms, err := elements(v)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Limit, 0, len(terms))
-	for i, t := range terms {
-		l, err := limit(t.Value)
-		if err != nil {
-			return nil, fmt.Errorf("%d: %w", i, err)
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
+func limits(v ast.Value) ([]Limit, error) { return each(v, limit) }
 
 func limit(v ast.Value) (Limit, error) {
 	obj, ok := v.(ast.Object)
