@@ -131,6 +131,8 @@ type Program struct {
 	fromRow bool // Layout.ColumnsFromFirstRecord
 	mode    recMode
 	recPath []string
+	stPath  []string // Layout.Status.Path split; nil when unset
+	stOK    []byte
 	idFold  string // folded Layout.ID, for CSV
 	header  int
 	hashKey []byte
@@ -304,6 +306,13 @@ func (prog *Program) compileLayout(l Layout) error {
 				return fmt.Errorf("mask: compile: empty segment in records path %q", l.Records)
 			}
 		}
+	}
+	if l.Status.Path != "" {
+		prog.stPath = strings.Split(l.Status.Path, ".")
+		if slices.Contains(prog.stPath, "") {
+			return fmt.Errorf("mask: compile: empty segment in status path %q", l.Status.Path)
+		}
+		prog.stOK = []byte(l.Status.OK)
 	}
 	if l.HeaderRow < 0 {
 		return fmt.Errorf("mask: compile: negative HeaderRow %d", l.HeaderRow)

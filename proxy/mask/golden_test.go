@@ -31,6 +31,10 @@ type goldenPlan struct {
 		ColumnsFromFirstRecord bool              `json:"columns_from_first_record"`
 		Aliases                map[string]string `json:"aliases"`
 		HeaderRow              int               `json:"header_row"`
+		Status                 struct {
+			Path string `json:"path"`
+			OK   string `json:"ok"`
+		} `json:"status"`
 	} `json:"layout"`
 	Limits Limits `json:"limits"`
 }
@@ -69,6 +73,7 @@ func loadPlan(t testing.TB, path string) (Plan, Layout, Limits) {
 		Nested: g.Layout.Nested, Columns: g.Layout.Columns,
 		ColumnsFromFirstRecord: g.Layout.ColumnsFromFirstRecord,
 		Aliases:                g.Layout.Aliases, HeaderRow: g.Layout.HeaderRow,
+		Status: Status{Path: g.Layout.Status.Path, OK: g.Layout.Status.OK},
 	}
 	if fileExists(strings.TrimSuffix(path, ".plan.json") + ".in.csv") {
 		l.Format = FormatCSV
@@ -89,6 +94,7 @@ type goldenStats struct {
 	Detects map[string]int `json:"detects,omitempty"`
 	IDs     []string       `json:"ids,omitempty"`
 	IDsCut  bool           `json:"ids_cut,omitempty"`
+	Failed  bool           `json:"failed,omitempty"`
 }
 
 func rewriteString(t testing.TB, p *Program, in []byte, r io.Reader) ([]byte, Stats) {
@@ -133,7 +139,7 @@ func TestGolden(t *testing.T) {
 			got, st := rewriteString(t, p, in, bytes.NewReader(in))
 			gotStats, err := json.MarshalIndent(goldenStats{
 				Records: st.Records, Removed: st.Removed, Fields: st.Fields, Detects: st.Detects,
-				IDs: st.IDs, IDsCut: st.IDsCut,
+				IDs: st.IDs, IDsCut: st.IDsCut, Failed: st.Failed,
 			}, "", "  ")
 			if err != nil {
 				t.Fatal(err)

@@ -77,6 +77,12 @@ func (w *walker) stringValue(f *frame) error {
 		dec = w.unescape(raw, esc)
 		w.rowLeaf(f, valString, dec)
 	}
+	if f.st > 0 {
+		if dec == nil {
+			dec = w.unescape(raw, esc)
+		}
+		w.status(f, dec, false)
+	}
 	if w.discard > 0 {
 		return nil
 	}
@@ -195,6 +201,7 @@ func (w *walker) number(f *frame) error {
 	if f.rEnd > f.rStart {
 		w.rowLeaf(f, valNumber, raw)
 	}
+	w.status(f, raw, false)
 	if w.discard > 0 {
 		return nil
 	}
@@ -223,6 +230,7 @@ func (w *walker) literal(f *frame, word []byte, kind byte) error {
 	if f.rEnd > f.rStart {
 		w.rowLeaf(f, kind, word)
 	}
+	w.status(f, word, false)
 	if w.discard > 0 || f.act < 0 || kind == valNull {
 		return nil
 	}

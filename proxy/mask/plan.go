@@ -66,7 +66,8 @@ type Layout struct {
 
 	// Records is the dotted key path ("data", "data.items") of the array of records in a JSON
 	// response; "@this" when the whole document is one record; "" with HasRecords when the
-	// document itself is the array of records.
+	// document itself is the array of records. A "*" segment matches any key or array
+	// element: "valueRanges.*.values" is every range's array of rows.
 	Records string
 	// HasRecords is set when the response carries records at Records. Unset for error
 	// envelopes and write acknowledgements: nothing is counted, rules still apply.
@@ -89,6 +90,21 @@ type Layout struct {
 
 	// HeaderRow is the 1-based CSV row holding the column names (0 means 1).
 	HeaderRow int
+
+	// Status names the value in a JSON response that says whether the upstream succeeded,
+	// for APIs that answer failures with HTTP 200 (Lark "code", Kingdee
+	// "Result.ResponseStatus.IsSuccess"). Unset, every response is taken as a success.
+	Status Status
+}
+
+// Status is a success marker. Path is a dotted path from the document root ("*" matching
+// any key or array element); OK is the text the value has on success: a number or boolean
+// literal as written ("0", "true") or a string's decoded text. A document in which some
+// value at Path is not OK (a container there never is) failed: Stats.Failed is set and it
+// counts no records, ids or removals. Its rules and detectors still apply.
+type Status struct {
+	Path string
+	OK   string
 }
 
 // Limits bound the work one rewrite may do. Zero values take the defaults shown.
@@ -106,4 +122,5 @@ type Stats struct {
 	Detects map[string]int // scanner name -> hits masked in free text
 	IDs     []string       // ids of returned records, at most Limits.MaxIDs
 	IDsCut  bool           // more ids were returned than IDs holds
+	Failed  bool           // the document is a failure by Layout.Status (nothing counted)
 }

@@ -28,6 +28,7 @@ type frame struct {
 	rEnd       int32
 	depth      int32 // containers enclosing the value
 	recPath    int32 // segments of Layout.Records matched by the value's path; -1 off the path
+	st         int32 // 1 + segments of Layout.Status.Path matched by the value's path; 0 off it
 	kind       uint8
 	positional bool // a record that is an array whose elements are named by columns
 	inherited  bool // act was inherited from an enclosing value
@@ -81,6 +82,7 @@ type walker struct {
 	removed int
 	ids     []string
 	idsCut  bool
+	failed  bool // a value at Layout.Status.Path was not OK
 
 	keyBuf   []byte
 	foldBuf  []byte
@@ -106,6 +108,7 @@ func (w *walker) reset() {
 	w.detects = [numScanners]int{}
 	w.changes, w.records, w.removed = 0, 0, 0
 	w.ids, w.idsCut = nil, false
+	w.failed = false
 }
 
 // Rewrite reads the body from src and writes the rewritten body to dst, record by record: the
@@ -163,6 +166,9 @@ func (prog *Program) Rewrite(dst io.Writer, src io.Reader) (Stats, error) {
 
 func (w *walker) stats() Stats {
 	s := Stats{Records: w.records, Removed: w.removed, IDs: w.ids, IDsCut: w.idsCut}
+	if w.failed {
+		s = Stats{Failed: true}
+	}
 	for i, n := range w.counts {
 		if n > 0 {
 			if s.Fields == nil {
@@ -219,6 +225,9 @@ func (w *walker) document() error {
 	}
 	f := &w.frames[0]
 	*f = frame{act: -1, recPath: -1}
+	if w.p.stPath != nil {
+		f.st = 1
+	}
 	w.cols = w.p.columns
 	switch w.p.mode {
 	case recThis:
@@ -260,8 +269,10 @@ func (w *walker) document() error {
 func (w *walker) value(f *frame, c byte) error {
 	switch c {
 	case '{':
+		w.status(f, nil, true)
 		return w.object(f)
 	case '[':
+		w.status(f, nil, true)
 		return w.array(f)
 	case '"':
 		return w.stringValue(f)
@@ -326,13 +337,7 @@ func (w *walker) object(f *frame) error {
 				cf.kind = kindNested
 			}
 		}
-		if f.recPath >= 0 && string(dec) == w.p.recPath[f.recPath] {
-			if int(f.recPath)+1 == len(w.p.recPath) {
-				cf.kind = kindRecords
-			} else {
-				cf.recPath = f.recPath + 1
-			}
-		}
+		w.follow(f, cf, dec)
 		drop := cf.act >= 0 && w.p.rules[cf.act].act.Kind == Drop
 		if drop {
 			w.truncate(cut)
@@ -438,6 +443,7 @@ func (w *walker) array(f *frame) error {
 			if cerr != nil {
 				return cerr
 			}
+			w.follow(f, ef, nil)
 			if f.kind == kindPlain {
 				err = w.item(ef, own, c)
 				first = false
@@ -484,6 +490,33 @@ func (w *walker) array(f *frame) error {
 		default:
 			return w.malformed("expected ',' or ']'")
 		}
+	}
+}
+
+// follow carries the records and status paths from f into its child cf, the member keyed
+// dec or, with dec nil, an element (which only a "*" segment matches).
+func (w *walker) follow(f, cf *frame, dec []byte) {
+	if f.recPath >= 0 {
+		if seg := w.p.recPath[f.recPath]; seg == "*" || dec != nil && string(dec) == seg {
+			if int(f.recPath)+1 == len(w.p.recPath) {
+				cf.kind = kindRecords
+			} else {
+				cf.recPath = f.recPath + 1
+			}
+		}
+	}
+	if f.st > 0 && int(f.st) <= len(w.p.stPath) {
+		if seg := w.p.stPath[f.st-1]; seg == "*" || dec != nil && string(dec) == seg {
+			cf.st = f.st + 1
+		}
+	}
+}
+
+// status notes a value at Layout.Status.Path: text is a literal as written or a string's
+// decoded text; a container is never OK.
+func (w *walker) status(f *frame, text []byte, container bool) {
+	if f.st > 0 && int(f.st) == len(w.p.stPath)+1 && (container || string(text) != string(w.p.stOK)) {
+		w.failed = true
 	}
 }
 

@@ -1,0 +1,59 @@
+package mask
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestStatus checks the success marker of Layout.Status: a document is a failure only when a
+// value at the path is present and not OK, and a failure counts nothing.
+func TestStatus(t *testing.T) {
+	lark := Layout{Records: "data.items", HasRecords: true, ID: "record_id", Status: Status{Path: "code", OK: "0"}}
+	kingdee := Layout{HasRecords: true, Columns: []string{"FNumber"}, Status: Status{Path: "*.*.Result.ResponseStatus.IsSuccess", OK: "true"}}
+	tests := []struct {
+		name    string
+		layout  Layout
+		in      string
+		records int
+		failed  bool
+	}{
+		{"ok", lark, `{"code":0,"data":{"items":[{"record_id":"r1"},{"record_id":"r2"}]}}`, 2, false},
+		{"ok after the records", lark, `{"data":{"items":[{"record_id":"r1"}]},"code":0}`, 1, false},
+		{"no marker", lark, `{"data":{"items":[{"record_id":"r1"}]}}`, 1, false},
+		{"error code", lark, `{"code":99991663,"msg":"token invalid","data":{}}`, 0, true},
+		{"error code after records", lark, `{"data":{"items":[{"record_id":"r1"}]},"code":1}`, 0, true},
+		{"duplicate marker, one bad", lark, `{"code":0,"data":{"items":[{"record_id":"r1"}]},"code":5}`, 0, true},
+		{"container at the path", lark, `{"code":{"v":0},"data":{"items":[{"record_id":"r1"}]}}`, 0, true},
+		{"nested code is not the marker", lark, `{"code":0,"data":{"items":[{"record_id":"r1","code":7}]}}`, 1, false},
+		{"negative zero is not 0", lark, `{"code":-0,"data":{"items":[]}}`, 0, true},
+		{"rows ok", kingdee, `[["C1"],["C2"]]`, 2, false},
+		{"rows failure", kingdee, `[[{"Result":{"ResponseStatus":{"IsSuccess":false}}}]]`, 0, true},
+		{"rows success envelope", kingdee, `[[{"Result":{"ResponseStatus":{"IsSuccess":true}}}]]`, 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Compile(Plan{}, tc.layout, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			st, err := p.Rewrite(&out, strings.NewReader(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Records != tc.records || st.Failed != tc.failed {
+				t.Errorf("Records, Failed = %d, %v; want %d, %v", st.Records, st.Failed, tc.records, tc.failed)
+			}
+			if tc.failed && st.IDs != nil {
+				t.Errorf("a failure kept ids %q", st.IDs)
+			}
+			if out.String() != tc.in {
+				t.Errorf("output changed: %s", out.String())
+			}
+		})
+	}
+	if _, err := Compile(Plan{}, Layout{Status: Status{Path: "a..b"}}, Limits{}); err == nil {
+		t.Error("Compile accepted an empty status path segment")
+	}
+}
