@@ -913,6 +913,7 @@ func (ex *exchange) record(status int, bytesOut int64) *audit.Record {
 		IDs:            ex.stats.IDs,
 		IDsCut:         ex.stats.IDsCut,
 		Fields:         ex.stats.Fields,
+		UpstreamFailed: ex.stats.Failed,
 		PolicyRevision: ex.revision(),
 		Mode:           ex.mode,
 		BytesIn:        int64(len(ex.body)),

@@ -534,10 +534,10 @@ func describeXingchen(d adapters.Description, req *adapters.Request, rest string
 }
 
 // Layout implements adapters.Adapter. 云星空 ExecuteBillQuery rows are positional: column i is
-// named by FieldKeys[i] of the request. A 云星空 failure comes back with HTTP 200, for a
-// query as [[{"Result": {"ResponseStatus": {"IsSuccess": false, …}}}]]: Layout cannot see
-// the body, so such a body counts as one row (its single cell is the envelope, masked by
-// the same rules). 云星辰 errors (errcode ≠ 0) carry no data.rows and count nothing.
+// named by FieldKeys[i] of the request. Failures come back with HTTP 200 and are told by
+// their status marker, so they count nothing: 云星空 Result.ResponseStatus.IsSuccess = false
+// (for ExecuteBillQuery wrapped as [[{"Result": …}]], for BillQuery as [{"Result": …}]),
+// 云星辰 errcode ≠ 0 (which also carries no data.rows).
 func (a *Adapter) Layout(d adapters.Description, status int, _ http.Header) mask.Layout {
 	l := mask.Layout{Format: mask.FormatJSON}
 	st, _ := d.State.(*state)
@@ -545,15 +545,23 @@ func (a *Adapter) Layout(d adapters.Description, status int, _ http.Header) mask
 		return l
 	}
 	l.ID = st.id
+	const isSuccess = "Result.ResponseStatus.IsSuccess"
 	switch st.shape {
 	case shapeRows:
 		l.HasRecords, l.Columns = true, st.columns
+		l.Status = mask.Status{Path: "*.*." + isSuccess, OK: "true"}
 	case shapeObjects:
 		l.HasRecords = true
-	case shapeView, shapeDetail:
+		l.Status = mask.Status{Path: "*." + isSuccess, OK: "true"}
+	case shapeView:
 		l.Records, l.HasRecords = "@this", true
+		l.Status = mask.Status{Path: isSuccess, OK: "true"}
+	case shapeDetail:
+		l.Records, l.HasRecords = "@this", true
+		l.Status = mask.Status{Path: "errcode", OK: "0"}
 	case shapeList:
 		l.Records, l.HasRecords = "data.rows", true
+		l.Status = mask.Status{Path: "errcode", OK: "0"}
 	default:
 		l.ID = ""
 	}

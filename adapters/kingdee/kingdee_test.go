@@ -358,16 +358,22 @@ func TestUnboundedQueryIsAnExport(t *testing.T) {
 	}
 }
 
-// A 云星空 failure comes with HTTP 200 inside the rows array; Layout cannot see the body, so
-// it counts as one row. This pins that documented limit.
-func TestFailureEnvelopeCountsOneRow(t *testing.T) {
+// Failures come with HTTP 200: 云星空 inside the rows array, 云星辰 as errcode ≠ 0. The
+// adapters' status markers make them count nothing, and the audit line says so.
+func TestFailuresAreNotCounted(t *testing.T) {
 	r, _ := rig(t)
 	resp, body := post(r, query, "cs_agent", `{"data":{"FormId":"BD_Nope","FieldKeys":"FID,FTEL","Limit":10}}`)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"IsSuccess":false`) {
 		t.Fatalf("failing query = %d %s, want the upstream's 200 failure envelope", resp.StatusCode, body)
 	}
-	if a := audits(t, r, 1)[0]; a.Records != 1 {
-		t.Errorf("failure envelope charged %d records, want 1 (the documented limit)", a.Records)
+	resp, body = r.Do("GET", "/jdy/v2/bd/customer_detail?id=404", "alice", "cs_agent", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"errcode":1000`) {
+		t.Fatalf("missing detail = %d %s, want the upstream's errcode 1000", resp.StatusCode, body)
+	}
+	for _, a := range audits(t, r, 2) {
+		if a.Records != 0 || !a.UpstreamFailed || len(a.IDs) != 0 {
+			t.Errorf("%s audit = %d records, ids %v, upstream_failed %v; want 0, none, true", a.Path, a.Records, a.IDs, a.UpstreamFailed)
+		}
 	}
 }
 
@@ -575,7 +581,8 @@ func TestLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mask.Layout{HasRecords: true, ID: "FCUSTID", Columns: []string{"FNumber", "FCUSTID", "FTEL"}}
+	want := mask.Layout{HasRecords: true, ID: "FCUSTID", Columns: []string{"FNumber", "FCUSTID", "FTEL"},
+		Status: mask.Status{Path: "*.*.Result.ResponseStatus.IsSuccess", OK: "true"}}
 	if diff := cmp.Diff(want, ad.Layout(d, 200, nil)); diff != "" {
 		t.Errorf("Layout(ExecuteBillQuery) (-want +got):\n%s", diff)
 	}
@@ -583,7 +590,7 @@ func TestLayout(t *testing.T) {
 		t.Errorf("Layout(ExecuteBillQuery, 500).HasRecords = true, want false")
 	}
 	d, _ = ad.Describe(request("GET", "/jdy/v2/bd/customer", ""))
-	want = mask.Layout{Records: "data.rows", HasRecords: true, ID: "id"}
+	want = mask.Layout{Records: "data.rows", HasRecords: true, ID: "id", Status: mask.Status{Path: "errcode", OK: "0"}}
 	if diff := cmp.Diff(want, ad.Layout(d, 200, nil)); diff != "" {
 		t.Errorf("Layout(云星辰 list) (-want +got):\n%s", diff)
 	}

@@ -282,9 +282,8 @@ func writeFields(body []byte) []string {
 // Layout implements adapters.Adapter: lists hold records at "data.items", batch_get at
 // "data.records", a read is counted as one record (the document; its id at
 // "data.record.record_id"). Fields sit under "fields" by display name and are matched by bare
-// name at any depth. A business error comes as HTTP 200 with "code" != 0 and no items, so it
-// counts nothing on lists; on a read it counts one (the layout is fixed before the body is
-// read). An export file is masked as CSV when it is CSV (by Content-Type, or a .csv
+// name at any depth. A business error comes as HTTP 200 with "code" != 0: the status marker
+// makes it count nothing, on reads as on lists. An export file is masked as CSV when it is CSV (by Content-Type, or a .csv
 // attachment name) and refused otherwise.
 func (a *Adapter) Layout(d adapters.Description, status int, h http.Header) mask.Layout {
 	l := mask.Layout{Format: mask.FormatJSON, ID: "record_id"}
@@ -294,6 +293,9 @@ func (a *Adapter) Layout(d adapters.Description, status int, h http.Header) mask
 	}
 	if status < 200 || status > 299 {
 		return l
+	}
+	if l.Format == mask.FormatJSON {
+		l.Status = mask.Status{Path: "code", OK: "0"}
 	}
 	switch c {
 	case callList:

@@ -159,15 +159,20 @@ func TestSearchAndListMaskedCountedAndPaged(t *testing.T) {
 
 func TestBusinessErrorsAreNotCounted(t *testing.T) {
 	c := newClient(t)
-	for _, call := range []struct{ method, path string }{{"POST", missing + "/search"}, {"GET", missing}, {"POST", table + "/search?page_token=bogus"}} {
+	for _, call := range []struct{ method, path string }{
+		{"POST", missing + "/search"},
+		{"GET", missing},
+		{"POST", table + "/search?page_token=bogus"},
+		{"GET", table + "/recNoSuchRecord"}, // a read: counted one before the status marker
+	} {
 		resp, body := c.do(call.method, call.path, "cs_agent", "{}")
 		var p page
 		json.Unmarshal(body, &p)
 		if resp.StatusCode != http.StatusOK || p.Code == 0 {
 			t.Fatalf("%s %s = %d %s, want the fake's HTTP 200 with a non-zero code", call.method, call.path, resp.StatusCode, body)
 		}
-		if a := c.audit(t); a.Records != 0 || a.Decision != "allow" {
-			t.Errorf("%s %s audit = %s records %d, want allow, 0", call.method, call.path, a.Decision, a.Records)
+		if a := c.audit(t); a.Records != 0 || a.Decision != "allow" || !a.UpstreamFailed || len(a.IDs) != 0 {
+			t.Errorf("%s %s audit = %s records %d ids %v upstream_failed %v, want allow, 0, none, true", call.method, call.path, a.Decision, a.Records, a.IDs, a.UpstreamFailed)
 		}
 	}
 }

@@ -24,10 +24,11 @@ type Record struct {
 	Reason         string            `json:"reason,omitempty"`
 	Status         int               `json:"status"`
 	Records        int               `json:"records"`
-	IDs            []string          `json:"ids,omitempty"`     // ids of the records returned, bounded
-	IDsCut         bool              `json:"ids_cut,omitempty"` // more ids were returned than listed
-	Fields         map[string]int    `json:"fields,omitempty"`  // field name -> values masked
-	Limits         map[string]int64  `json:"limits,omitempty"`  // budget name -> records remaining
+	IDs            []string          `json:"ids,omitempty"`             // ids of the records returned, bounded
+	IDsCut         bool              `json:"ids_cut,omitempty"`         // more ids were returned than listed
+	Fields         map[string]int    `json:"fields,omitempty"`          // field name -> values masked
+	UpstreamFailed bool              `json:"upstream_failed,omitempty"` // HTTP 2xx whose body reports a failure (adapter's status marker); counts no records
+	Limits         map[string]int64  `json:"limits,omitempty"`          // budget name -> records remaining
 	PolicyRevision string            `json:"policy_revision"`
 	Mode           string            `json:"mode,omitempty"`
 	BytesIn        int64             `json:"bytes_in"`
