@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,8 +33,8 @@ const (
 type Options struct {
 	Settings `yaml:",inline"`
 	// Unnamed is what Veil does with a read whose columns it cannot name — a range that starts
-	// below the header row with no Columns for it, a name that may be a named range,
-	// values:batchGet (the response layout cannot name columns per range yet):
+	// below the header row with no Columns for it, a name that may be a named range, a
+	// values:batchGet whose ranges are not all named the same way, batchGetByDataFilter:
 	// "refuse" (400, the default) or "detect" (allowed; no field rule can reach its cells,
 	// only the detectors mask them, and batchGet counts each range and each row, header rows
 	// included).
@@ -164,11 +165,13 @@ type call struct {
 type kind int
 
 const (
-	kindValues      kind = iota + 1 // a ValueRange: records at "values"
-	kindValuesFirst                 // a ValueRange whose first row is the header row
-	kindBatch                       // valueRanges[]: detectors only (see Options.Unnamed)
-	kindCSV                         // a CSV export
-	kindOther                       // metadata, write acknowledgements: masked, not counted
+	kindValues       kind = iota + 1 // a ValueRange: records at "values"
+	kindValuesFirst                  // a ValueRange whose first row is the header row
+	kindBatch                        // valueRanges[]: detectors only (see Options.Unnamed)
+	kindBatchFirst                   // valueRanges[].values, each named by its first row
+	kindBatchColumns                 // valueRanges[].values, all named by the same columns
+	kindCSV                          // a CSV export
+	kindOther                        // metadata, write acknowledgements: masked, not counted
 )
 
 // Describe implements adapters.Adapter. Recognised:
@@ -325,17 +328,14 @@ func (a *Adapter) read(req *adapters.Request, d adapters.Description, c cells, s
 		return d, err
 	}
 	rows := c.Rows()
+	first, cols := naming(c, s)
 	switch {
-	case !c.Named && c.StartRow == s.header:
+	case first:
 		d.State = call{kind: kindValuesFirst}
 		if rows > 0 {
 			rows-- // the header row
 		}
-	case !c.Named && covers(s.columns, c):
-		cols := make([]string, 0, len(s.columns)-c.StartCol)
-		for i := c.StartCol; i < len(s.columns); i++ {
-			cols = append(cols, s.columns[i])
-		}
+	case cols != nil:
 		d.State = call{kind: kindValues, columns: cols}
 		d.Fields = nonEmpty(cols, c)
 	case a.refuse && c.Named:
@@ -349,6 +349,21 @@ func (a *Adapter) read(req *adapters.Request, d adapters.Description, c cells, s
 		d.PageSize = rows
 	}
 	return d, nil
+}
+
+// naming says how the rows of range c of a sheet with settings s are named: by the first row
+// the range returns (it starts at the header row), or by the configured columns from its
+// first column on; neither (false, nil) when they cannot be named.
+func naming(c cells, s resolved) (first bool, cols []string) {
+	switch {
+	case c.Named:
+		return false, nil
+	case c.StartRow == s.header:
+		return true, nil
+	case covers(s.columns, c):
+		return false, slices.Clone(s.columns[c.StartCol:])
+	}
+	return false, nil
 }
 
 // covers reports whether columns name every column of c (up to the last named one when c
@@ -427,12 +442,13 @@ func gridFields(mask string) bool {
 
 func isWord(c byte) bool { return isLetter(c) || c == '_' || c >= '0' && c <= '9' }
 
-// batchGet describes values:batchGet (or ByDataFilter): refused, or passed to the detectors,
-// as Options.Unnamed says.
+// batchGet describes values:batchGet (or ByDataFilter). Its ranges are named like values.get
+// ranges when they all can be named the same way — all start at their header rows, or all
+// are named by the same configured columns — and then every range's rows are records at
+// "valueRanges.*.values". Otherwise (ByDataFilter, whose ranges are in data filters, or
+// ranges named differently) the request is refused or passed to the detectors, as
+// Options.Unnamed says.
 func (a *Adapter) batchGet(req *adapters.Request, d adapters.Description, id string, book resolved) (adapters.Description, error) {
-	if a.refuse {
-		return d, &adapters.Error{Reason: "values:batchGet cannot be masked by column; read each range with values.get"}
-	}
 	if _, err := majorDimension(req); err != nil {
 		return d, err
 	}
@@ -446,20 +462,57 @@ func (a *Adapter) batchGet(req *adapters.Request, d adapters.Description, id str
 	}
 	types := map[string]bool{}
 	rows := 0
+	named := len(ranges) > 0
+	firsts := 0 // ranges named by their first row
+	var cols []string
+	var fields []string
 	for _, r := range ranges {
 		c, ok := parseRange(r)
 		if !ok {
 			return d, &adapters.Error{Reason: "range " + strconv.Quote(r) + " is not A1 notation"}
 		}
-		s, _ := a.settings(id, c.Sheet)
+		s, listed := a.settings(id, c.Sheet)
+		if c.Named && listed {
+			c.Named = false
+		}
 		types[s.typ] = true
-		if n := c.Rows(); n > 0 && rows >= 0 {
+		n := c.Rows()
+		first, cc := naming(c, s)
+		switch {
+		case first:
+			firsts++
+			if n > 0 {
+				n--
+			}
+		case cc != nil && (cols == nil || slices.Equal(cols, cc)):
+			cols = cc
+			fields = append(fields, nonEmpty(cc, c)...)
+		default:
+			named = false
+		}
+		if n > 0 && rows >= 0 {
 			rows += n
 		} else {
 			rows = -1
 		}
 	}
-	d.Type, d.Action, d.State = book.typ, adapters.ActionList, call{kind: kindBatch}
+	if named && firsts > 0 && cols != nil {
+		named = false // some ranges by their first row, some by columns
+	}
+	if !named && a.refuse {
+		return d, &adapters.Error{Reason: "values:batchGet ranges must all start at their header rows, or all be named by the same configured columns; read the others with values.get"}
+	}
+	d.Type, d.Action = book.typ, adapters.ActionList
+	switch {
+	case !named:
+		d.State = call{kind: kindBatch}
+	case firsts > 0:
+		d.State = call{kind: kindBatchFirst}
+	default:
+		d.State = call{kind: kindBatchColumns, columns: cols}
+		slices.Sort(fields)
+		d.Fields = slices.Compact(fields)
+	}
 	if len(types) == 1 {
 		for t := range types {
 			d.Type = t
@@ -582,6 +635,10 @@ func (a *Adapter) Layout(d adapters.Description, status int, h http.Header) mask
 		l.Records, l.HasRecords, l.ColumnsFromFirstRecord = "values", true, true
 	case kindBatch:
 		l.Records, l.HasRecords, l.Nested = "valueRanges", true, []string{"values"}
+	case kindBatchFirst:
+		l.Records, l.HasRecords, l.ColumnsFromFirstRecord = "valueRanges.*.values", true, true
+	case kindBatchColumns:
+		l.Records, l.HasRecords, l.Columns = "valueRanges.*.values", true, c.columns
 	case kindCSV:
 		l.HasRecords = l.Format == mask.FormatCSV
 	}

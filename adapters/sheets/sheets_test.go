@@ -226,12 +226,53 @@ func TestNamedRangesAndSheets(t *testing.T) {
 	}
 }
 
+func ranges(rs ...string) string {
+	q := url.Values{"ranges": rs}
+	return q.Encode()
+}
+
+// dataRows counts the rows of a batchGet answer: all of them, or with first those that are
+// not a range's first (header) row.
+func dataRows(t *testing.T, body []byte, first bool) int {
+	t.Helper()
+	var b struct{ ValueRanges []valueRange }
+	if err := json.Unmarshal(body, &b); err != nil {
+		t.Fatalf("batchGet body: %v", err)
+	}
+	n := 0
+	for _, vr := range b.ValueRanges {
+		n += len(vr.Values)
+		if first && len(vr.Values) > 0 {
+			n--
+		}
+	}
+	return n
+}
+
 func TestBatchGetAndColumns(t *testing.T) {
 	c := newClient(t, sheets.Options{})
-	q := "ranges=" + url.QueryEscape("'客户 名单'!A1:H4") + "&ranges=" + url.QueryEscape("Contacts!A1:C1000")
-	resp, body := c.do("GET", "/v4/spreadsheets/"+id+"/values:batchGet", q, "cs_agent", "")
+	batch := "/v4/spreadsheets/" + id + "/values:batchGet"
+	// Every range starts at its header row: each is named by its own first row.
+	resp, body := c.do("GET", batch, ranges("'客户 名单'!A1:H4", "Customers!A1:E4", "'客户 名单'!A1:C1000"), "cs_agent", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("batchGet from header rows = %d %s", resp.StatusCode, body)
+	}
+	if l := veiltest.Leaks(body, append(append([]string{}, secrets...), customersSecrets...)); len(l) > 0 {
+		t.Errorf("batchGet from header rows leaks %q", l)
+	}
+	if a, want := c.audit(t), dataRows(t, body, true); a.Records != want || want < 6 {
+		t.Errorf("batchGet from header rows charged %d records, want the %d data rows returned", a.Records, want)
+	}
+	// One range starts below the header row and nothing names its columns: refused.
+	resp, body = c.do("GET", batch, ranges("'客户 名单'!A1:H4", "'客户 名单'!A3:H4"), "cs_agent", "")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "values.get") {
-		t.Errorf("batchGet (unnamed: refuse) = %d %s, want 400 pointing to values.get", resp.StatusCode, body)
+		t.Errorf("batchGet named two ways (unnamed: refuse) = %d %s, want 400 pointing to values.get", resp.StatusCode, body)
+	}
+	c.audit(t)
+	// ByDataFilter names its ranges in data filters Veil does not read: refused.
+	resp, _ = c.do("POST", "/v4/spreadsheets/"+id+"/values:batchGetByDataFilter", "", "cs_agent", `{"dataFilters":[{"a1Range":"A1:H4"}]}`)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("batchGetByDataFilter (unnamed: refuse) = %d, want 400", resp.StatusCode)
 	}
 	c.audit(t)
 	resp, body = c.do("GET", values+"'客户 名单'!A1:H4", "majorDimension=COLUMNS", "cs_agent", "")
@@ -245,17 +286,36 @@ func TestBatchGetAndColumns(t *testing.T) {
 	}
 	c.audit(t)
 
+	// With columns configured, ranges below the header row are named by them.
+	byCols := newClient(t, sheets.Options{Settings: sheets.Settings{Columns: columns}})
+	resp, body = byCols.do("GET", batch, ranges("'客户 名单'!A2:H3", "'客户 名单'!A4:H9"), "cs_agent", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("batchGet by columns = %d %s", resp.StatusCode, body)
+	}
+	if l := veiltest.Leaks(body, secrets); len(l) > 0 {
+		t.Errorf("batchGet by columns leaks %q", l)
+	}
+	if a, want := byCols.audit(t), dataRows(t, body, false); a.Records != want || want < 3 {
+		t.Errorf("batchGet by columns charged %d records, want the %d rows returned", a.Records, want)
+	}
+	// Some by their first row, some by columns: the engine names all ranges one way.
+	resp, _ = byCols.do("GET", batch, ranges("'客户 名单'!A1:H4", "'客户 名单'!A3:H4"), "cs_agent", "")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("batchGet named two ways = %d, want 400", resp.StatusCode)
+	}
+	byCols.audit(t)
+
 	d := newClient(t, sheets.Options{Unnamed: sheets.UnnamedDetect})
-	resp, body = d.do("GET", "/v4/spreadsheets/"+id+"/values:batchGet", q, "cs_agent", "")
+	resp, body = d.do("GET", batch, ranges("'客户 名单'!A1:H4", "'客户 名单'!A3:H4"), "cs_agent", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("batchGet (unnamed: detect) = %d %s", resp.StatusCode, body)
 	}
 	if l := veiltest.Leaks(body, []string{"13812345678", "15800001111", "44030519920811632X", "wangjianguo@example.cn", "liufang@example.com"}); len(l) > 0 {
 		t.Errorf("batchGet leaks what the detectors find: %q", l)
 	}
-	// Each range and each row is a record until the mask engine can name a range's columns.
-	if a := d.audit(t); a.Records != 2+4 {
-		t.Errorf("batchGet audit records = %d, want 6 (2 ranges, 4 rows with the header row)", a.Records)
+	// Ranges that cannot be named one way: each range and each row is a record.
+	if a, want := d.audit(t), 2+dataRows(t, body, false); a.Records != want {
+		t.Errorf("batchGet audit records = %d, want %d (2 ranges and every row, header rows included)", a.Records, want)
 	}
 }
 
@@ -383,7 +443,12 @@ func TestDescribe(t *testing.T) {
 			want: adapters.Description{System: "sheets", Type: "spreadsheet", Action: "delete"}},
 		{method: "GET", target: "/v4/spreadsheets/x/values/Sheet1!A1:clear",
 			want: adapters.Description{System: "sheets", Action: "other"}},
-		{method: "GET", target: "/v4/spreadsheets/x/values:batchGet?ranges=A1:B2", err: true},
+		{method: "GET", target: "/v4/spreadsheets/x/values:batchGet?ranges=A2:B4&ranges=A2:C9",
+			want: adapters.Description{System: "sheets", Type: "spreadsheet", Action: "list", PageSize: 2 + 7}},
+		{method: "GET", target: "/v4/spreadsheets/x/values:batchGet?ranges=A3:C4&ranges=A6:C9",
+			want: adapters.Description{System: "sheets", Type: "spreadsheet", Action: "list", PageSize: 2 + 4, Fields: []string{"email", "id", "phone"}}},
+		{method: "GET", target: "/v4/spreadsheets/x/values:batchGet?ranges=A2:B4&ranges=A5:C9", err: true},
+		{method: "GET", target: "/v4/spreadsheets/x/values:batchGet?ranges=A3:C4&ranges=B6:C9", err: true},
 		{method: "GET", target: "/v4/spreadsheets/book1",
 			want: adapters.Description{System: "sheets", Type: "customers", Action: "read", ID: "book1"}},
 		{method: "GET", target: "/spreadsheets/d/book1/export?format=csv&gid=3",
@@ -423,7 +488,7 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := layoutOf(t, det, "GET", "/v4/spreadsheets/x/values:batchGet?ranges=A1:B2&ranges=C1:C9")
+	l := layoutOf(t, det, "GET", "/v4/spreadsheets/x/values:batchGet?ranges=A1:B2&ranges=C2:C9")
 	if l.Records != "valueRanges" || !l.HasRecords || len(l.Nested) != 1 || l.Nested[0] != "values" {
 		t.Errorf("batchGet layout = %+v, want valueRanges with nested values", l)
 	}

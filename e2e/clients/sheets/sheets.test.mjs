@@ -46,9 +46,21 @@ test('paging by ranges: a page below the header row is named by the configured c
   assert.deepEqual(leaks(page2.data, secrets), []);
 });
 
-test('values:batchGet is refused with a reason the client surfaces', async () => {
+test('values:batchGet: each range is named by its own header row, the cells come back masked', async () => {
+  const res = await client.spreadsheets.values.batchGet({ spreadsheetId, ranges: ["'客户 名单'!A1:H4", 'Customers!A1:E4'] }, agent);
+  assert.equal(res.status, 200);
+  const [names, customers] = res.data.valueRanges;
+  assert.equal(names.values[1][0], 'C-0001');
+  assert.equal(names.values[1][2], '138****5678');
+  assert.deepEqual(leaks(res.data, secrets), []);
+  assert.deepEqual(leaks(res.data, ['+1-555-010-4477', 'grace.hopper@example.com']), []);
+  const [a] = await veil.auditWhere((r) => r.path.endsWith('values:batchGet'));
+  assert.equal(a.records, names.values.length - 1 + customers.values.length - 1, 'header rows are not records');
+});
+
+test('values:batchGet with ranges named two ways is refused with a reason the client surfaces', async () => {
   await assert.rejects(
-    client.spreadsheets.values.batchGet({ spreadsheetId, ranges: ["'客户 名单'!A1:H4", 'Customers!A1:E4'] }, agent),
+    client.spreadsheets.values.batchGet({ spreadsheetId, ranges: ["'客户 名单'!A1:H4", "'客户 名单'!A5:H7"] }, agent),
     (err) => err.status === 400 && /values\.get/.test(JSON.stringify(err.response.data)),
   );
 });
