@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -167,7 +168,15 @@ func Compile(p Plan, l Layout, lim Limits) (*Program, error) {
 	if prog.lim, err = normalizeLimits(lim); err != nil {
 		return nil, err
 	}
-	if err := prog.compileFields(p.Fields); err != nil {
+	fields := p.Fields
+	if len(l.Opaque) > 0 {
+		fields = make(map[string]Action, len(p.Fields)+len(l.Opaque))
+		for _, n := range l.Opaque {
+			fields[n] = Action{Kind: Keep}
+		}
+		maps.Copy(fields, p.Fields)
+	}
+	if err := prog.compileFields(fields); err != nil {
 		return nil, err
 	}
 	if prog.detect, err = scanSetOf(p.Detect); err != nil {

@@ -91,6 +91,12 @@ type Layout struct {
 	// HeaderRow is the 1-based CSV row holding the column names (0 means 1).
 	HeaderRow int
 
+	// Opaque lists bare key names whose values are the upstream's own identifiers (Zoho's and
+	// Kingdee's 19-digit record ids, some of which pass the Luhn check): they are kept as if
+	// the plan said keep, so the detectors leave them alone. A rule of the plan for the same
+	// name wins, being at least as restrictive.
+	Opaque []string
+
 	// Status names the value in a JSON response that says whether the upstream succeeded,
 	// for APIs that answer failures with HTTP 200 (Lark "code", Kingdee
 	// "Result.ResponseStatus.IsSuccess"). Unset, every response is taken as a success.

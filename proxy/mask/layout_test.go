@@ -57,3 +57,40 @@ func TestStatus(t *testing.T) {
 		t.Error("Compile accepted an empty status path segment")
 	}
 }
+
+// TestOpaque checks Layout.Opaque: ids that look like bank cards pass the detectors, the same
+// digits elsewhere do not, and a plan rule for the name still applies.
+func TestOpaque(t *testing.T) {
+	const id = "5725767000000410001" // a Zoho record id, Luhn-valid
+	in := `{"data":[{"id":"` + id + `","Owner":{"id":` + id + `,"name":"王小明"},"Description":"卡号 ` + id + `"}]}`
+	layout := Layout{Records: "data", HasRecords: true, ID: "id", Opaque: []string{"id"}}
+	tests := []struct {
+		name string
+		plan Plan
+		want string
+	}{
+		{"kept", Plan{Detect: []string{"bank_card"}},
+			`{"data":[{"id":"` + id + `","Owner":{"id":` + id + `,"name":"王小明"},"Description":"卡号 572576*********0001"}]}`},
+		{"plan wins", Plan{Detect: []string{"bank_card"}, Fields: map[string]Action{"ID": {Kind: Redact}}},
+			`{"data":[{"id":"***","Owner":{"id":"***","name":"王小明"},"Description":"卡号 572576*********0001"}]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Compile(tc.plan, layout, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			st, err := p.Rewrite(&out, strings.NewReader(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tc.want {
+				t.Errorf("Rewrite =\n%s\nwant\n%s", out.String(), tc.want)
+			}
+			if st.Records != 1 || len(st.IDs) != 1 || st.IDs[0] != id {
+				t.Errorf("Records, IDs = %d, %q; want 1, [%s]", st.Records, st.IDs, id)
+			}
+		})
+	}
+}
