@@ -533,6 +533,10 @@ func describeXingchen(d adapters.Description, req *adapters.Request, rest string
 	return d, nil
 }
 
+// xingchenIDs are the keys of 云星辰 ids: 19-digit numbers as strings ("1795216634413516801"),
+// some of which pass the Luhn check, kept from the bank_card detector.
+var xingchenIDs = []string{"id"}
+
 // Layout implements adapters.Adapter. 云星空 ExecuteBillQuery rows are positional: column i is
 // named by FieldKeys[i] of the request. Failures come back with HTTP 200 and are told by
 // their status marker, so they count nothing: 云星空 Result.ResponseStatus.IsSuccess = false
@@ -559,9 +563,11 @@ func (a *Adapter) Layout(d adapters.Description, status int, _ http.Header) mask
 	case shapeDetail:
 		l.Records, l.HasRecords = "@this", true
 		l.Status = mask.Status{Path: "errcode", OK: "0"}
+		l.Opaque = xingchenIDs
 	case shapeList:
 		l.Records, l.HasRecords = "data.rows", true
 		l.Status = mask.Status{Path: "errcode", OK: "0"}
+		l.Opaque = xingchenIDs
 	default:
 		l.ID = ""
 	}

@@ -590,7 +590,7 @@ func TestLayout(t *testing.T) {
 		t.Errorf("Layout(ExecuteBillQuery, 500).HasRecords = true, want false")
 	}
 	d, _ = ad.Describe(request("GET", "/jdy/v2/bd/customer", ""))
-	want = mask.Layout{Records: "data.rows", HasRecords: true, ID: "id", Status: mask.Status{Path: "errcode", OK: "0"}}
+	want = mask.Layout{Records: "data.rows", HasRecords: true, ID: "id", Status: mask.Status{Path: "errcode", OK: "0"}, Opaque: []string{"id"}}
 	if diff := cmp.Diff(want, ad.Layout(d, 200, nil)); diff != "" {
 		t.Errorf("Layout(云星辰 list) (-want +got):\n%s", diff)
 	}

@@ -116,6 +116,11 @@ func TestListPagesByPageToken(t *testing.T) {
 		for _, d := range p.Data {
 			ids = append(ids, d["id"].(string))
 		}
+		// Ids are opaque: the tag id passes the Luhn check, and must reach the client as it is
+		// (the Zoho SDK parses every id as a BigInt).
+		if strings.Contains(string(body), `"VIP"`) && !strings.Contains(string(body), `"5725767000001990001"`) {
+			t.Errorf("page %d: the tag id 5725767000001990001 was masked:\n%s", i, body)
+		}
 		if i == 0 {
 			owner := p.Data[0]["Owner"].(map[string]any)
 			if owner["id"] != "5725767000000411001" || owner["email"] == "patricia.boyle@zylker-example.com" {
@@ -395,7 +400,7 @@ func TestLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := mask.Layout{Records: "data", HasRecords: true, ID: "id", Aliases: map[string]string{"MAX(Mobile)": "Mobile"}}
+	want := mask.Layout{Records: "data", HasRecords: true, ID: "id", Aliases: map[string]string{"MAX(Mobile)": "Mobile"}, Opaque: []string{"id"}}
 	if diff := cmp.Diff(want, ad.Layout(d, 200, nil)); diff != "" {
 		t.Errorf("Layout(coql) (-want +got):\n%s", diff)
 	}
