@@ -1,6 +1,7 @@
 package mask
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
@@ -139,7 +140,7 @@ type Program struct {
 	hashKey []byte
 	lim     Limits
 	masks   bool
-	pool    sync.Pool // *walker
+	skip    bool // !masks: values nothing can reach are read by skip (tests turn it off to compare)
 }
 
 // Compile checks plan p against layout l once and returns the Program that applies it. Field
@@ -194,6 +195,7 @@ func Compile(p Plan, l Layout, lim Limits) (*Program, error) {
 			prog.masks = true
 		}
 	}
+	prog.skip = !prog.masks
 	return prog, nil
 }
 
@@ -408,23 +410,40 @@ func (prog *Program) pick(a, b int32) int32 {
 // validates the body.
 func (prog *Program) Masks() bool { return prog.masks }
 
-// walker returns a walker from the pool, reset for a new body.
+// walkers holds idle walkers for every Program: a Program is often compiled for one
+// response, so a pool of its own would never be reused.
+var walkers sync.Pool // *walker
+
+// walker returns a pooled walker fitted to prog, reset for a new body.
 func (prog *Program) walker() *walker {
-	w, _ := prog.pool.Get().(*walker)
+	w, _ := walkers.Get().(*walker)
 	if w == nil {
-		w = &walker{p: prog, counts: make([]int, len(prog.rules))}
-		if len(prog.hashKey) > 0 {
-			w.mac = hmac.New(sha256.New, prog.hashKey)
-		}
+		w = new(walker)
+	}
+	w.p = prog
+	w.counts = fit(w.counts, len(prog.rules))
+	if len(prog.hashKey) > 0 && (w.mac == nil || !bytes.Equal(w.macKey, prog.hashKey)) {
+		w.mac, w.macKey = hmac.New(sha256.New, prog.hashKey), prog.hashKey
 	}
 	return w
 }
 
+// fit returns s with length n, all zero, reusing its array when it is large enough.
+func fit[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
 // release returns w to the pool unless it grew large buffers.
 func (prog *Program) release(w *walker) {
-	if cap(w.out) > 1<<20 || (w.in != nil && cap(w.in.buf) > 1<<20) {
+	if cap(w.out) > 1<<20 || cap(w.top.buf) > 1<<20 {
 		return
 	}
 	w.reset()
-	prog.pool.Put(w)
+	w.p = nil
+	walkers.Put(w)
 }

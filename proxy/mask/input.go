@@ -25,8 +25,11 @@ type input struct {
 
 // reset points in at r, reusing its window.
 func (in *input) reset(r io.Reader, max int) {
-	if cap(in.buf) == 0 {
+	switch {
+	case cap(in.buf) == 0:
 		in.buf = make([]byte, 0, min(windowSize, max))
+	case max > 0 && cap(in.buf) > max:
+		in.buf = in.buf[:0:max] // a window left by a program with larger limits
 	}
 	*in = input{r: r, buf: in.buf[:0], max: max, limit: -1}
 }

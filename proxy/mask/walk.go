@@ -92,6 +92,7 @@ type walker struct {
 	idx      []byte
 	aliasBuf []byte
 	mac      hash.Hash
+	macKey   []byte // the key mac was made with
 	sum      []byte
 }
 
@@ -524,6 +525,9 @@ func (w *walker) status(f *frame, text []byte, container bool) {
 // element cannot be removed, so drop writes null there) and counting the value for its
 // own rule when it changed.
 func (w *walker) item(cf *frame, own int32, c byte) error {
+	if w.inert(cf) {
+		return w.skip(c, cf.depth)
+	}
 	before := w.changes
 	if cf.act >= 0 {
 		if k := w.p.rules[cf.act].act.Kind; k == Null || k == Drop {
@@ -740,16 +744,15 @@ func (w *walker) record(rf *frame, own int32, c byte, top, count bool) (bool, er
 
 func (w *walker) pushRec(top bool) *recState {
 	if w.nrec == len(w.recs) {
-		w.recs = append(w.recs, &recState{
-			seen:   make([]bool, len(w.p.rows)),
-			failed: make([]bool, len(w.p.rows)),
-			counts: make([]int, len(w.p.rules)),
-		})
+		w.recs = append(w.recs, new(recState))
 	}
 	rs := w.recs[w.nrec]
 	w.nrec++
-	clear(rs.seen)
-	clear(rs.failed)
+	rs.seen = fit(rs.seen, len(w.p.rows))
+	rs.failed = fit(rs.failed, len(w.p.rows))
+	if len(rs.counts) != len(w.p.rules) {
+		rs.counts = fit(rs.counts, len(w.p.rules))
+	}
 	rs.top, rs.hasID, rs.id = top, false, rs.id[:0]
 	return rs
 }
