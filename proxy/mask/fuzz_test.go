@@ -5,7 +5,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -94,6 +96,8 @@ func FuzzRewriteJSON(f *testing.F) {
 	masking := mustCompile(f, fuzzPlan(), Layout{Records: "data", HasRecords: true, ID: "id", Nested: []string{"records"}}, Limits{MaxDepth: 64})
 	positional := mustCompile(f, fuzzPlan(), Layout{Records: "values", HasRecords: true, ColumnsFromFirstRecord: true}, Limits{MaxDepth: 64})
 	noop := mustCompile(f, Plan{}, Layout{Records: "data", HasRecords: true}, Limits{MaxDepth: 64})
+	counting := mustCompile(f, Plan{Fields: map[string]Action{"note": {Kind: Keep}}}, Layout{Records: "data.*.rows", HasRecords: true,
+		ID: "fields.id", Nested: []string{"records"}, Status: Status{Path: "code", OK: "0"}, Opaque: []string{"id"}}, Limits{MaxDepth: 64})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		valid := json.Valid(data)
 		for _, p := range []*Program{masking, positional, noop} {
@@ -117,6 +121,9 @@ func FuzzRewriteJSON(f *testing.F) {
 			if p == noop && err == nil && !hasLongSpace(data) && !bytes.Equal(out.Bytes(), data) {
 				t.Fatalf("no-op Rewrite(%q) = %q, want the input", data, out.Bytes())
 			}
+		}
+		for _, p := range []*Program{noop, counting} {
+			checkSkip(t, p, data)
 		}
 		if !valid || mentionsPlanted(data) {
 			return
@@ -145,6 +152,23 @@ func FuzzRewriteJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkSkip checks that a program that changes nothing gives the same output, error and
+// stats when it skips the values nothing can reach as when it walks them.
+func checkSkip(t *testing.T, p *Program, data []byte) {
+	t.Helper()
+	if !p.skip {
+		t.Fatal("checkSkip needs a program that skips")
+	}
+	walk := *p
+	walk.skip = false
+	var a, b bytes.Buffer
+	sa, ea := p.Rewrite(&a, bytes.NewReader(data))
+	sb, eb := walk.Rewrite(&b, bytes.NewReader(data))
+	if fmt.Sprint(ea) != fmt.Sprint(eb) || ea == nil && (!bytes.Equal(a.Bytes(), b.Bytes()) || !reflect.DeepEqual(sa, sb)) {
+		t.Fatalf("Rewrite(%q) skipping = %q, %+v, %v; walking = %q, %+v, %v", data, a.Bytes(), sa, ea, b.Bytes(), sb, eb)
+	}
 }
 
 // FuzzRewriteCSV checks that any CSV the engine accepts comes out as CSV, that no output cell

@@ -2,6 +2,8 @@ package mask
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -92,5 +94,36 @@ func TestOpaque(t *testing.T) {
 				t.Errorf("Records, IDs = %d, %q; want 1, [%s]", st.Records, st.IDs, id)
 			}
 		})
+	}
+}
+
+// TestSkipMatchesWalk runs every golden input, every malformed document and a few shaped
+// ones through programs that change nothing: skipping what nothing reaches must give what
+// walking it gives, byte for byte, error for error.
+func TestSkipMatchesWalk(t *testing.T) {
+	noop := mustCompile(t, Plan{}, Layout{Records: "data", HasRecords: true}, Limits{MaxDepth: 64})
+	counting := mustCompile(t, Plan{Fields: map[string]Action{"note": {Kind: Keep}}}, Layout{Records: "data.*.rows", HasRecords: true,
+		ID: "fields.id", Nested: []string{"records"}, Status: Status{Path: "code", OK: "0"}, Opaque: []string{"id"}}, Limits{MaxDepth: 64})
+	var inputs []string
+	for _, m := range malformedJSON { // as the document, and where only skip reads it
+		inputs = append(inputs, m, `{"data":[{"a":`+m+`}]}`, `{"x":`+m+`,"data":[]}`)
+	}
+	inputs = append(inputs,
+		`{"code":0,"data":[{"rows":[{"fields":{"id":"r1","x":[1,2,{"y":"z"}]},"records":[{"fields":{"id":"n1"}}]}]}]}`,
+		`{"data":[{"a":`+strings.Repeat(`[`, 70)+strings.Repeat(`]`, 70)+`}]}`,
+		`{"data":[{"a":"`+strings.Repeat(" ", 300)+`", "b" :`+strings.Repeat(" ", 300)+`1}]}`,
+		`{"data":[{"k\u0000":1}]}`, `{"data":[{"k":"\ud800"}]}`, `{"data":[{"k":-01}]}`, `{"data":[{"k":1.}]}`,
+	)
+	files, _ := filepath.Glob("testdata/*.in.json")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, string(b))
+	}
+	for _, in := range inputs {
+		checkSkip(t, noop, []byte(in))
+		checkSkip(t, counting, []byte(in))
 	}
 }
