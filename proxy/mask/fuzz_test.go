@@ -235,6 +235,7 @@ func FuzzScan(f *testing.F) {
 		"你好，我的手机号是13812345678，身份证110105199001011232", "6228 4800 1234 5678 903", "+86 139-0013-5521",
 		"8613700001111", "13812345678@qq.com", "a.b@example.co.uk", "138123456789", "44030519920811632X",
 		"北京市朝阳区建国路88号", "欧阳娜娜", "Maria Anders", "415 Mission St, San Francisco", "",
+		"１３８１２３４５６７８", "电话：１３８-１２３４-５６７８", "ａｂｃ＠ｅｘａｍｐｌｅ．ｃｏｍ", "x＠y.cn",
 	} {
 		f.Add(s)
 	}
@@ -245,6 +246,9 @@ func FuzzScan(f *testing.F) {
 		}
 		if hits == nil && out != s {
 			t.Fatalf("Scan(%q) = %q without hits", s, out)
+		}
+		if hits != nil && !scanCandidate([]byte(s)) {
+			t.Fatalf("scanCandidate(%q) = false, but Scan finds %v: the walker would skip the hits", s, hits)
 		}
 		if again, more := Scan(allDetectors, out); more != nil {
 			t.Fatalf("Scan(Scan(%q)) = %q, %v: masked text still has hits", s, again, more)

@@ -85,23 +85,52 @@ func Scan(detectors []string, s string) (string, map[string]int) {
 // of 11 digits, groups of digits joined by single spaces or dashes, for the others
 // ("2024-11-03T08:15:27Z" has 14 digits but no such chain).
 func scanCandidate(s []byte) bool {
-	s = foldWidth(s)
+	if len(s) < 6 {
+		return false // full-width digits only lengthen a text: folded, it is shorter still
+	}
+	// One pass for the common case: no "@", no 号, no full-width forms, few digits.
+	digits, wide := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case digitCount[c] == 1:
+			digits++
+		case c < 0x80:
+			if c == '@' {
+				return true
+			}
+		case c == 0xEF:
+			wide = true
+		case c == hao[0] && i+2 < len(s) && s[i+1] == hao[1] && s[i+2] == hao[2]:
+			return true
+		}
+	}
+	if wide {
+		return candidateWide(foldWidth(s))
+	}
+	if digits < 11 {
+		return false
+	}
+	return digitChain(s)
+}
+
+// candidateWide is scanCandidate for a text whose full-width forms were folded.
+func candidateWide(s []byte) bool {
 	if len(s) < 6 {
 		return false
 	}
 	if bytes.IndexByte(s, '@') >= 0 || bytes.Contains(s, []byte(hao)) {
 		return true
 	}
-	if len(s) < 11 {
-		return false
-	}
 	d := 0
 	for _, c := range s {
 		d += int(digitCount[c])
 	}
-	if d < 11 {
-		return false
-	}
+	return d >= 11 && digitChain(s)
+}
+
+// digitChain reports whether s holds a chain of 11 digits, groups joined by single spaces
+// or dashes.
+func digitChain(s []byte) bool {
 	chain := 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
