@@ -83,6 +83,33 @@ func BenchmarkRewrite1MB(b *testing.B) {
 			}
 		}
 	})
+	// The pass-through case: nothing to mask, records counted and their ids kept; "walk"
+	// turns off skipping what nothing reaches; json.Valid is the floor for validating alone.
+	count := mustCompile(b, Plan{}, Layout{Records: "data", HasRecords: true, ID: "id"}, Limits{})
+	walk := *count
+	walk.skip = false
+	for _, c := range []struct {
+		name string
+		p    *Program
+	}{{"count_only", count}, {"count_only_walk", &walk}, {"skip_all", mustCompile(b, Plan{}, Layout{}, Limits{})}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(doc)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.p.Rewrite(io.Discard, bytes.NewReader(doc)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("json_valid", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		for b.Loop() {
+			if !json.Valid(doc) {
+				b.Fatal("invalid")
+			}
+		}
+	})
 	b.Run("encoding_json", func(b *testing.B) {
 		b.SetBytes(int64(len(doc)))
 		b.ReportAllocs()

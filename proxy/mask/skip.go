@@ -75,6 +75,9 @@ func (w *walker) skipObject(depth int32) error {
 		if err := w.skip(c, depth+1); err != nil {
 			return err
 		}
+		if err := w.maybeFlush(); err != nil {
+			return err
+		}
 		if c, err = w.next(); err != nil {
 			return w.eofErr(err)
 		}
@@ -111,6 +114,9 @@ func (w *walker) skipArray(depth int32) error {
 	}
 	for {
 		if err := w.skip(c, depth+1); err != nil {
+			return err
+		}
+		if err := w.maybeFlush(); err != nil {
 			return err
 		}
 		if c, err = w.next(); err != nil {
