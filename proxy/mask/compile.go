@@ -21,8 +21,9 @@ const (
 
 // rule is one entry of Plan.Fields.
 type rule struct {
-	name string // as written in the plan; Stats.Fields and DeniedError use it
-	act  Action
+	name   string // as written in the plan; Stats.Fields and DeniedError use it
+	act    Action
+	opaque bool // a keep from Layout.Opaque, not the plan: it holds outside embedded documents only
 }
 
 // node is a trie node of record-relative paths. The field trie holds Plan.Fields paths; the
@@ -179,6 +180,12 @@ func Compile(p Plan, l Layout, lim Limits) (*Program, error) {
 	}
 	if err := prog.compileFields(fields); err != nil {
 		return nil, err
+	}
+	for i := range prog.rules {
+		r := &prog.rules[i]
+		if _, planned := p.Fields[r.name]; !planned && slices.Contains(l.Opaque, r.name) {
+			r.opaque = true
+		}
 	}
 	if prog.detect, err = scanSetOf(p.Detect); err != nil {
 		return nil, fmt.Errorf("mask: compile: %w", err)

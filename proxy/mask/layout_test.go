@@ -65,6 +65,8 @@ func TestStatus(t *testing.T) {
 func TestOpaque(t *testing.T) {
 	const id = "5725767000000410001" // a Zoho record id, Luhn-valid
 	in := `{"data":[{"id":"` + id + `","Owner":{"id":` + id + `,"name":"王小明"},"Description":"卡号 ` + id + `"}]}`
+	// JSON written into a text field is text: an "id" key in it is not opaque.
+	embedded := `{"data":[{"id":"1","Note":"{\"id\":\"` + id + `\"}"}]}`
 	layout := Layout{Records: "data", HasRecords: true, ID: "id", Opaque: []string{"id"}}
 	tests := []struct {
 		name string
@@ -92,6 +94,13 @@ func TestOpaque(t *testing.T) {
 			}
 			if st.Records != 1 || len(st.IDs) != 1 || st.IDs[0] != id {
 				t.Errorf("Records, IDs = %d, %q; want 1, [%s]", st.Records, st.IDs, id)
+			}
+			out.Reset()
+			if _, err := p.Rewrite(&out, strings.NewReader(embedded)); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out.String(), id) {
+				t.Errorf("Rewrite(%s) = %s: an id key inside a text field kept its digits", embedded, out.String())
 			}
 		})
 	}

@@ -94,7 +94,8 @@ type Layout struct {
 	// Opaque lists bare key names whose values are the upstream's own identifiers (Zoho's and
 	// Kingdee's 19-digit record ids, some of which pass the Luhn check): they are kept as if
 	// the plan said keep, so the detectors leave them alone. A rule of the plan for the same
-	// name wins, being at least as restrictive.
+	// name wins, being at least as restrictive. Inside JSON embedded in a string (text
+	// someone wrote) the names are not opaque.
 	Opaque []string
 
 	// Status names the value in a JSON response that says whether the upstream succeeded,

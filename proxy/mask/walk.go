@@ -641,6 +641,9 @@ func (w *walker) child(f, cf *frame, name []byte, alias string, bare bool) (int3
 		if alias != "" {
 			own = p.pick(own, p.bareRule([]byte(alias)))
 		}
+		if own >= 0 && w.embed > 0 && p.rules[own].opaque {
+			own = -1 // an id key in JSON someone wrote into a text field is text
+		}
 	}
 	cf.rStart = int32(len(w.rnodes))
 	if f.rEnd > f.rStart {
