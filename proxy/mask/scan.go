@@ -99,7 +99,7 @@ func scanCandidate(s []byte) bool {
 				return true
 			}
 		case c == 0xEF:
-			wide = true
+			wide = wide || i+2 < len(s) && s[i+1] == 0xBC && foldable(s[i+2])
 		case c == hao[0] && i+2 < len(s) && s[i+1] == hao[1] && s[i+2] == hao[2]:
 			return true
 		}
@@ -406,11 +406,13 @@ func matchEmail(s []byte, i int) (start, end int) {
 // methods type — as ASCII, so the detectors see "１３８…" as the phone number it is. It
 // allocates only when s holds such a character; hits are then masked in the folded text.
 func foldWidth(s []byte) []byte {
-	if bytes.Index(s, []byte{0xEF, 0xBC}) < 0 {
+	first := firstWide(s)
+	if first < 0 {
 		return s
 	}
 	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
+	out = append(out, s[:first]...)
+	for i := first; i < len(s); {
 		if i+2 < len(s) && s[i] == 0xEF && s[i+1] == 0xBC {
 			switch c := s[i+2]; {
 			case c >= 0x90 && c <= 0x99:
@@ -432,3 +434,23 @@ func foldWidth(s []byte) []byte {
 	}
 	return out
 }
+
+// firstWide returns the index of the first full-width form foldWidth folds (U+FF10–FF19,
+// U+FF0B, U+FF0D: EF BC 90–99, 8B, 8D), or -1. Other full-width forms, such as the comma
+// and colon of Chinese text, are left alone.
+func firstWide(s []byte) int {
+	for off := 0; ; {
+		j := bytes.Index(s[off:], []byte{0xEF, 0xBC})
+		if j < 0 {
+			return -1
+		}
+		j += off
+		if j+2 < len(s) && foldable(s[j+2]) {
+			return j
+		}
+		off = j + 2
+	}
+}
+
+// foldable reports whether EF BC c is a form foldWidth folds.
+func foldable(c byte) bool { return c >= 0x90 && c <= 0x99 || c == 0x8B || c == 0x8D }
