@@ -358,7 +358,7 @@ var compoundSurnames = map[string]bool{
 func appendName(dst, s []byte) []byte {
 	t := bytes.TrimSpace(s)
 	r, _ := utf8.DecodeRune(t)
-	if unicode.Is(unicode.Han, r) {
+	if r >= 0x4E00 && r <= 0x9FFF || r >= 0x2E80 && unicode.Is(unicode.Han, r) { // the common CJK block first
 		n := utf8.RuneCount(t)
 		if n < 3 {
 			return appendGeneric(dst, t)
