@@ -135,6 +135,7 @@ type Program struct {
 	mode    recMode
 	recPath []string
 	stPath  []string // Layout.Status.Path split; nil when unset
+	cpPath  []string // Layout.Capture split; nil when unset
 	stOK    []byte
 	idFold  string // folded Layout.ID, for CSV
 	header  int
@@ -323,6 +324,12 @@ func (prog *Program) compileLayout(l Layout) error {
 			if s == "" {
 				return fmt.Errorf("mask: compile: empty segment in records path %q", l.Records)
 			}
+		}
+	}
+	if l.Capture != "" {
+		prog.cpPath = strings.Split(l.Capture, ".")
+		if slices.Contains(prog.cpPath, "") {
+			return fmt.Errorf("mask: compile: empty segment in capture path %q", l.Capture)
 		}
 	}
 	if l.Status.Path != "" {

@@ -97,7 +97,7 @@ func FuzzRewriteJSON(f *testing.F) {
 	positional := mustCompile(f, fuzzPlan(), Layout{Records: "values", HasRecords: true, ColumnsFromFirstRecord: true}, Limits{MaxDepth: 64})
 	noop := mustCompile(f, Plan{}, Layout{Records: "data", HasRecords: true}, Limits{MaxDepth: 64})
 	counting := mustCompile(f, Plan{Fields: map[string]Action{"note": {Kind: Keep}}}, Layout{Records: "data.*.rows", HasRecords: true,
-		ID: "fields.id", Nested: []string{"records"}, Status: Status{Path: "code", OK: "0"}, Opaque: []string{"id"}}, Limits{MaxDepth: 64})
+		ID: "fields.id", Nested: []string{"records"}, Status: Status{Path: "code", OK: "0"}, Capture: "data.*.next", Opaque: []string{"id"}}, Limits{MaxDepth: 64})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		valid := json.Valid(data)
 		for _, p := range []*Program{masking, positional, noop} {

@@ -2,6 +2,7 @@ package mask
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,7 +113,7 @@ func TestOpaque(t *testing.T) {
 func TestSkipMatchesWalk(t *testing.T) {
 	noop := mustCompile(t, Plan{}, Layout{Records: "data", HasRecords: true}, Limits{MaxDepth: 64})
 	counting := mustCompile(t, Plan{Fields: map[string]Action{"note": {Kind: Keep}}}, Layout{Records: "data.*.rows", HasRecords: true,
-		ID: "fields.id", Nested: []string{"records"}, Status: Status{Path: "code", OK: "0"}, Opaque: []string{"id"}}, Limits{MaxDepth: 64})
+		ID: "fields.id", Nested: []string{"records"}, Status: Status{Path: "code", OK: "0"}, Capture: "data.*.next", Opaque: []string{"id"}}, Limits{MaxDepth: 64})
 	var inputs []string
 	for _, m := range malformedJSON { // as the document, and where only skip reads it
 		inputs = append(inputs, m, `{"data":[{"a":`+m+`}]}`, `{"x":`+m+`,"data":[]}`)
@@ -134,5 +135,38 @@ func TestSkipMatchesWalk(t *testing.T) {
 	for _, in := range inputs {
 		checkSkip(t, noop, []byte(in))
 		checkSkip(t, counting, []byte(in))
+	}
+}
+
+// TestCapture checks Layout.Capture: the first string at the path, decoded, bounded, never
+// from a record or from JSON inside a string.
+func TestCapture(t *testing.T) {
+	layout := Layout{Records: "records", HasRecords: true, Capture: "nextRecordsUrl"}
+	next := "/services/data/v62.0/query/01gD0000002HU6KIAW-2000"
+	tests := []struct{ name, in, want string }{
+		{"after the records", `{"totalSize":3,"done":false,"records":[{"Id":"1"}],"nextRecordsUrl":"` + next + `"}`, next},
+		{"before the records", `{"nextRecordsUrl":"` + next + `","records":[]}`, next},
+		{"escaped", `{"nextRecordsUrl":"\/services\/data\/v62.0\/query\/01g-2000","records":[]}`, "/services/data/v62.0/query/01g-2000"},
+		{"first of duplicates", `{"nextRecordsUrl":"/a","nextRecordsUrl":"/b","records":[]}`, "/a"},
+		{"last page", `{"done":true,"records":[{"Id":"1"}]}`, ""},
+		{"not a string", `{"nextRecordsUrl":null,"records":[]}`, ""},
+		{"inside a record", `{"records":[{"nextRecordsUrl":"/x"}]}`, ""},
+		{"inside a string", `{"note":"{\"nextRecordsUrl\":\"/x\"}","records":[]}`, ""},
+		{"too long", `{"nextRecordsUrl":"/` + strings.Repeat("a", maxCapture) + `","records":[]}`, ""},
+	}
+	p, err := Compile(Plan{Detect: []string{"phone"}}, layout, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := p.Rewrite(io.Discard, strings.NewReader(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Captured != tc.want {
+				t.Errorf("Captured = %q, want %q", st.Captured, tc.want)
+			}
+		})
 	}
 }

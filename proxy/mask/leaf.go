@@ -77,11 +77,12 @@ func (w *walker) stringValue(f *frame) error {
 		dec = w.unescape(raw, esc)
 		w.rowLeaf(f, valString, dec)
 	}
-	if f.st > 0 {
+	if f.st > 0 || f.cp > 0 {
 		if dec == nil {
 			dec = w.unescape(raw, esc)
 		}
 		w.status(f, dec, false)
+		w.captureString(f, dec)
 	}
 	if w.discard > 0 {
 		return nil

@@ -98,6 +98,11 @@ type Layout struct {
 	// someone wrote) the names are not opaque.
 	Opaque []string
 
+	// Capture is a dotted path from the document root ("*" matching any key or array
+	// element) of a string the adapter wants back in Stats.Captured: Salesforce's
+	// "nextRecordsUrl", which names the next page of a query.
+	Capture string
+
 	// Status names the value in a JSON response that says whether the upstream succeeded,
 	// for APIs that answer failures with HTTP 200 (Lark "code", Kingdee
 	// "Result.ResponseStatus.IsSuccess"). Unset, every response is taken as a success.
@@ -130,4 +135,7 @@ type Stats struct {
 	IDs     []string       // ids of returned records, at most Limits.MaxIDs
 	IDsCut  bool           // more ids were returned than IDs holds
 	Failed  bool           // the document is a failure by Layout.Status (nothing counted)
+	// Captured is the first string found at Layout.Capture, at most 4096 bytes (a longer
+	// one is not captured); "" when none.
+	Captured string
 }

@@ -8,7 +8,7 @@ import "fmt"
 // value is read by skip.
 func (w *walker) inert(f *frame) bool {
 	return w.p.skip && f.fEnd == f.fStart && f.rEnd == f.rStart && f.recPath < 0 &&
-		f.kind == kindPlain && f.st == 0 && (f.rec == nil || w.p.nested == nil)
+		f.kind == kindPlain && f.st == 0 && f.cp == 0 && (f.rec == nil || w.p.nested == nil)
 }
 
 // skip reads one value whose first byte is c, at nesting depth depth, without frames: it

@@ -29,6 +29,7 @@ type frame struct {
 	depth      int32 // containers enclosing the value
 	recPath    int32 // segments of Layout.Records matched by the value's path; -1 off the path
 	st         int32 // 1 + segments of Layout.Status.Path matched by the value's path; 0 off it
+	cp         int32 // 1 + segments of Layout.Capture matched by the value's path; 0 off it
 	kind       uint8
 	positional bool // a record that is an array whose elements are named by columns
 	inherited  bool // act was inherited from an enclosing value
@@ -82,7 +83,8 @@ type walker struct {
 	removed int
 	ids     []string
 	idsCut  bool
-	failed  bool // a value at Layout.Status.Path was not OK
+	failed  bool   // a value at Layout.Status.Path was not OK
+	capture string // the first string at Layout.Capture
 
 	keyBuf   []byte
 	foldBuf  []byte
@@ -109,7 +111,7 @@ func (w *walker) reset() {
 	w.detects = [numScanners]int{}
 	w.changes, w.records, w.removed = 0, 0, 0
 	w.ids, w.idsCut = nil, false
-	w.failed = false
+	w.failed, w.capture = false, ""
 }
 
 // Rewrite reads the body from src and writes the rewritten body to dst, record by record: the
@@ -170,6 +172,7 @@ func (w *walker) stats() Stats {
 	if w.failed {
 		s = Stats{Failed: true}
 	}
+	s.Captured = w.capture
 	for i, n := range w.counts {
 		if n > 0 {
 			if s.Fields == nil {
@@ -228,6 +231,9 @@ func (w *walker) document() error {
 	*f = frame{act: -1, recPath: -1}
 	if w.p.stPath != nil {
 		f.st = 1
+	}
+	if w.p.cpPath != nil {
+		f.cp = 1
 	}
 	w.cols = w.p.columns
 	switch w.p.mode {
@@ -510,6 +516,22 @@ func (w *walker) follow(f, cf *frame, dec []byte) {
 		if seg := w.p.stPath[f.st-1]; seg == "*" || dec != nil && string(dec) == seg {
 			cf.st = f.st + 1
 		}
+	}
+	if f.cp > 0 && int(f.cp) <= len(w.p.cpPath) {
+		if seg := w.p.cpPath[f.cp-1]; seg == "*" || dec != nil && string(dec) == seg {
+			cf.cp = f.cp + 1
+		}
+	}
+}
+
+// maxCapture bounds Stats.Captured.
+const maxCapture = 4096
+
+// captureString keeps s, the decoded string at the value of f, when f is at Layout.Capture
+// and nothing was captured yet.
+func (w *walker) captureString(f *frame, s []byte) {
+	if f.cp > 0 && int(f.cp) == len(w.p.cpPath)+1 && w.capture == "" && len(s) <= maxCapture && w.embed == 0 {
+		w.capture = string(s)
 	}
 }
 
