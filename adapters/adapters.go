@@ -60,6 +60,15 @@ type Adapter interface {
 	Layout(d Description, status int, header http.Header) mask.Layout
 }
 
+// Learner is an Adapter that learns from responses: after a successful response whose
+// layout named a Capture, the proxy calls Learn with the request's description and the
+// captured string (the upstream's text, before masking). Learn must be safe for concurrent
+// use and cheap; what it learns may only refine later descriptions (Salesforce learns which
+// object a query locator pages through).
+type Learner interface {
+	Learn(d Description, captured string)
+}
+
 // Param returns the single value of a query parameter the adapter reads. A parameter given more
 // than once is an error: the upstream and the policy could each take a different copy
 // (parameter pollution). So is the parameter under another case ("PageSize" for "pageSize"):

@@ -408,6 +408,17 @@ func (ex *exchange) reserve(ctx context.Context) error {
 }
 
 // settle charges the records actually returned.
+// learn hands the adapter the string its layout asked to capture, when the adapter learns
+// from responses and the whole response was a success.
+func (ex *exchange) learn(status int) {
+	if ex.stats.Captured == "" || ex.stats.Failed || status < 200 || status > 299 {
+		return
+	}
+	if l, ok := ex.route.Adapter.(adapters.Learner); ok {
+		l.Learn(ex.desc, ex.stats.Captured)
+	}
+}
+
 func (ex *exchange) settle(ctx context.Context, records int64) {
 	if !ex.reserved {
 		return
@@ -552,6 +563,7 @@ func (ex *exchange) finishBuffered(ctx context.Context, resp *http.Response, sta
 	h, hd := ex.h, resp.Header
 	ex.stats = stats
 	ex.settle(ctx, int64(stats.Records))
+	ex.learn(resp.StatusCode)
 	ex.setBudgetHeaders(hd)
 	if coding != "" && out.Len() >= 1024 {
 		enc := h.getBuf()
@@ -650,6 +662,7 @@ func (ex *exchange) stream(ctx context.Context, resp *http.Response, prog *mask.
 		}
 		if err == nil {
 			ex.settle(context.WithoutCancel(ctx), int64(ex.stats.Records))
+			ex.learn(resp.StatusCode)
 			err = ex.auditExport(context.WithoutCancel(ctx), resp.StatusCode, sent.n)
 		}
 		if err != nil {

@@ -173,7 +173,7 @@ func TestLayout(t *testing.T) {
 		want   mask.Layout
 	}{
 		{"query", request("GET", v+"/query?q=SELECT+MAX(Phone)+p+FROM+Contact", ""), 200, js,
-			mask.Layout{Records: "records", HasRecords: true, ID: "Id", Nested: []string{"records"}, Aliases: map[string]string{"p": "Phone"}}},
+			mask.Layout{Records: "records", HasRecords: true, ID: "Id", Nested: []string{"records"}, Aliases: map[string]string{"p": "Phone"}, Capture: "nextRecordsUrl"}},
 		{"query error", request("GET", v+"/query?q=SELECT+Id+FROM+Contact", ""), 400, js,
 			mask.Layout{}},
 		{"record", request("GET", v+"/sobjects/Contact/003x", ""), 200, js,

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/veilproxy/veil/adapters"
 	"github.com/veilproxy/veil/proxy/mask"
@@ -42,11 +43,16 @@ const defaultBatch = 2000
 // (National_ID__c) are classified in policy data.
 type Options struct{}
 
-// Adapter is the Salesforce adapter. It is stateless and safe for concurrent use.
-type Adapter struct{}
+// Adapter is the Salesforce adapter. It is safe for concurrent use. Its only state is the
+// query cursors it has seen (see Learn), so later pages of a query are described as the
+// query; an adapter that has not seen a cursor (another replica, a restart) describes the
+// page as type "query".
+type Adapter struct {
+	cursors *cursors
+}
 
 // New returns the adapter.
-func New(Options) (*Adapter, error) { return &Adapter{}, nil }
+func New(Options) (*Adapter, error) { return &Adapter{cursors: newCursors(time.Now)}, nil }
 
 // shape is where a response's records sit; Describe picks it, Layout applies it.
 type shape uint8
@@ -76,6 +82,9 @@ var versionSeg = regexp.MustCompile(`^v[0-9]+\.[0-9]$`)
 func (a *Adapter) Describe(req *adapters.Request) (adapters.Description, error) {
 	d, err := describe(req, false)
 	d.System = System
+	if err == nil {
+		a.continuation(&d, req.Path)
+	}
 	return d, err
 }
 
@@ -471,7 +480,7 @@ func (a *Adapter) Layout(d adapters.Description, status int, h http.Header) mask
 	l.Nested = []string{"records"}
 	switch st.shape {
 	case shapeQuery:
-		l.Records, l.HasRecords = "records", true
+		l.Records, l.HasRecords, l.Capture = "records", true, "nextRecordsUrl"
 	case shapeRecord:
 		l.Records, l.HasRecords = "@this", true
 	case shapeArray:
