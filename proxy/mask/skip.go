@@ -40,6 +40,23 @@ func (w *walker) skip(c byte, depth int32) error {
 	return w.malformed(fmt.Sprintf("unexpected character %q", c))
 }
 
+// skipMember reads the ':' and the value of a member whose key was read, the value at
+// nesting depth depth, as skip reads values.
+func (w *walker) skipMember(depth int32) error {
+	c, err := w.next()
+	if err != nil {
+		return w.eofErr(err)
+	}
+	if c != ':' {
+		return w.malformed("expected ':'")
+	}
+	w.in.pos++
+	if c, err = w.next(); err != nil {
+		return w.eofErr(err)
+	}
+	return w.skip(c, depth)
+}
+
 func (w *walker) skipObject(depth int32) error {
 	if int(depth) >= w.p.lim.MaxDepth {
 		return w.tooDeep()
@@ -62,17 +79,7 @@ func (w *walker) skipObject(depth int32) error {
 				return err
 			}
 		}
-		if c, err = w.next(); err != nil {
-			return w.eofErr(err)
-		}
-		if c != ':' {
-			return w.malformed("expected ':'")
-		}
-		w.in.pos++
-		if c, err = w.next(); err != nil {
-			return w.eofErr(err)
-		}
-		if err := w.skip(c, depth+1); err != nil {
+		if err := w.skipMember(depth + 1); err != nil {
 			return err
 		}
 		if err := w.maybeFlush(); err != nil {

@@ -332,7 +332,18 @@ func (w *walker) object(f *frame) error {
 		}
 		cf := &w.frames[f.depth+1]
 		own := int32(-1)
+		var drop bool
 		if ascii && !w.mayName(f, dec) {
+			if w.p.skip && f.recPath < 0 && f.st == 0 && f.cp == 0 {
+				// Nothing can reach the member's value (inert would say so of its frame):
+				// read it without one. A program that skips drops nothing, so no comma
+				// needs cutting.
+				first = false
+				if err := w.skipMember(f.depth + 1); err != nil {
+					return err
+				}
+				goto next
+			}
 			w.unnamed(f, cf) // no rule, alias, nested key or path can name it
 		} else {
 			w.foldBuf = appendFold(w.foldBuf[:0], dec)
@@ -345,7 +356,7 @@ func (w *walker) object(f *frame) error {
 			}
 		}
 		w.follow(f, cf, dec)
-		drop := cf.act >= 0 && w.p.rules[cf.act].act.Kind == Drop
+		drop = cf.act >= 0 && w.p.rules[cf.act].act.Kind == Drop
 		if drop {
 			w.truncate(cut)
 			w.startDiscard()
@@ -384,6 +395,7 @@ func (w *walker) object(f *frame) error {
 			return err
 		}
 		w.fnodes, w.rnodes = w.fnodes[:fMark], w.rnodes[:rMark]
+	next:
 		if err := w.maybeFlush(); err != nil {
 			return err
 		}
