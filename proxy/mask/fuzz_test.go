@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -55,6 +56,30 @@ func stringsIn(doc []byte) []string {
 	}
 	walk(v)
 	return out
+}
+
+// nulKey reports whether the JSON document doc has an object key holding a NUL, which
+// Rewrite refuses on purpose (parsers disagree on where such a key ends).
+func nulKey(doc []byte) bool {
+	var v any
+	if json.Unmarshal(doc, &v) != nil {
+		return false
+	}
+	var walk func(any) bool
+	walk = func(v any) bool {
+		switch v := v.(type) {
+		case []any:
+			return slices.ContainsFunc(v, walk)
+		case map[string]any:
+			for k, e := range v {
+				if strings.ContainsRune(k, 0) || walk(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(v)
 }
 
 func mentionsPlanted(doc []byte) bool {
@@ -107,7 +132,7 @@ func FuzzRewriteJSON(f *testing.F) {
 			case !valid && err == nil:
 				t.Fatalf("Rewrite(%q) accepted a body json.Valid refuses: %q", data, out.Bytes())
 			case valid && err != nil:
-				if !errors.Is(err, ErrTooDeep) && !(errors.Is(err, ErrMalformed) && !utf8.Valid(data)) {
+				if !errors.Is(err, ErrTooDeep) && !(errors.Is(err, ErrMalformed) && (!utf8.Valid(data) || nulKey(data))) {
 					t.Fatalf("Rewrite(%q) refused a valid body: %v", data, err)
 				}
 			case valid && !json.Valid(out.Bytes()):
@@ -139,7 +164,7 @@ func FuzzRewriteJSON(f *testing.F) {
 		for p, doc := range docs {
 			var out bytes.Buffer
 			if _, err := p.Rewrite(&out, strings.NewReader(doc)); err != nil {
-				if errors.Is(err, ErrTooDeep) || errors.Is(err, ErrMalformed) && !utf8.Valid(data) {
+				if errors.Is(err, ErrTooDeep) || errors.Is(err, ErrMalformed) && (!utf8.Valid(data) || nulKey(data)) {
 					continue
 				}
 				t.Fatalf("Rewrite(%q) error: %v", doc, err)
