@@ -407,7 +407,6 @@ func (ex *exchange) reserve(ctx context.Context) error {
 	return nil
 }
 
-// settle charges the records actually returned.
 // learn hands the adapter the string its layout asked to capture, when the adapter learns
 // from responses and the whole response was a success.
 func (ex *exchange) learn(status int) {
@@ -419,6 +418,7 @@ func (ex *exchange) learn(status int) {
 	}
 }
 
+// settle charges the records actually returned.
 func (ex *exchange) settle(ctx context.Context, records int64) {
 	if !ex.reserved {
 		return
