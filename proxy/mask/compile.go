@@ -118,31 +118,32 @@ const (
 
 // Program is a Plan compiled against a Layout. It is immutable and safe for concurrent use.
 type Program struct {
-	format  Format
-	rules   []rule           // sorted by name
-	bare    map[string]int32 // folded field name (and folded full dotted name) -> rule
-	bareF   nameFilter       // the keys of bare
-	keyF    nameFilter       // bare, the raw keys of aliases and the nested keys: what may name a key
-	fields  *node            // path rules; nil when the plan has none
-	rowTrie *node            // row fields and ID; nil when there are neither
-	rows    []rowRule
-	csvRows map[string][]int32 // folded row field -> row rules, for CSV
-	detect  scanSet
-	aliases map[string]string // folded raw key -> folded policy name
-	nested  map[string]bool   // folded keys whose arrays hold nested records
-	columns []column
-	fromRow bool // Layout.ColumnsFromFirstRecord
-	mode    recMode
-	recPath []string
-	stPath  []string // Layout.Status.Path split; nil when unset
-	cpPath  []string // Layout.Capture split; nil when unset
-	stOK    []byte
-	idFold  string // folded Layout.ID, for CSV
-	header  int
-	hashKey []byte
-	lim     Limits
-	masks   bool
-	skip    bool // !masks: values nothing can reach are read by skip (tests turn it off to compare)
+	format     Format
+	rules      []rule           // sorted by name
+	bare       map[string]int32 // folded field name (and folded full dotted name) -> rule
+	bareF      nameFilter       // the keys of bare
+	keyF       nameFilter       // bare, the raw keys of aliases and the nested keys: what may name a key
+	fields     *node            // path rules; nil when the plan has none
+	rowTrie    *node            // row fields and ID; nil when there are neither
+	rows       []rowRule
+	csvRows    map[string][]int32 // folded row field -> row rules, for CSV
+	detect     scanSet
+	aliases    map[string]string // folded raw key -> folded policy name
+	nested     map[string]bool   // folded keys whose arrays hold nested records
+	structural map[string]bool   // folded Layout.Structural keys
+	columns    []column
+	fromRow    bool // Layout.ColumnsFromFirstRecord
+	mode       recMode
+	recPath    []string
+	stPath     []string // Layout.Status.Path split; nil when unset
+	cpPath     []string // Layout.Capture split; nil when unset
+	stOK       []byte
+	idFold     string // folded Layout.ID, for CSV
+	header     int
+	hashKey    []byte
+	lim        Limits
+	masks      bool
+	skip       bool // !masks: values nothing can reach are read by skip (tests turn it off to compare)
 }
 
 // Compile checks plan p against layout l once and returns the Program that applies it. Field
@@ -304,6 +305,13 @@ func (prog *Program) compileLayout(l Layout) error {
 			prog.nested = make(map[string]bool)
 		}
 		prog.nested[fold(n)] = true
+		prog.keyF.add(fold(n))
+	}
+	for _, n := range l.Structural {
+		if prog.structural == nil {
+			prog.structural = make(map[string]bool)
+		}
+		prog.structural[fold(n)] = true
 		prog.keyF.add(fold(n))
 	}
 	for _, c := range l.Columns {

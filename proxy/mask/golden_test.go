@@ -31,6 +31,7 @@ type goldenPlan struct {
 		ColumnsFromFirstRecord bool              `json:"columns_from_first_record"`
 		Aliases                map[string]string `json:"aliases"`
 		HeaderRow              int               `json:"header_row"`
+		Structural             []string          `json:"structural"`
 		Status                 struct {
 			Path string `json:"path"`
 			OK   string `json:"ok"`
@@ -73,7 +74,8 @@ func loadPlan(t testing.TB, path string) (Plan, Layout, Limits) {
 		Nested: g.Layout.Nested, Columns: g.Layout.Columns,
 		ColumnsFromFirstRecord: g.Layout.ColumnsFromFirstRecord,
 		Aliases:                g.Layout.Aliases, HeaderRow: g.Layout.HeaderRow,
-		Status: Status{Path: g.Layout.Status.Path, OK: g.Layout.Status.OK},
+		Status:     Status{Path: g.Layout.Status.Path, OK: g.Layout.Status.OK},
+		Structural: g.Layout.Structural,
 	}
 	if fileExists(strings.TrimSuffix(path, ".plan.json") + ".in.csv") {
 		l.Format = FormatCSV

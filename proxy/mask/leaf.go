@@ -92,6 +92,9 @@ func (w *walker) stringValue(f *frame) error {
 			if dec == nil {
 				dec = w.unescape(raw, esc)
 			}
+			if f.structural && f.inherited && isIdent(dec) {
+				return nil
+			}
 			w.leaf(a, f, start, dec, false)
 		}
 		return nil
@@ -207,7 +210,7 @@ func (w *walker) number(f *frame) error {
 		return nil
 	}
 	if f.act >= 0 {
-		if a := w.p.rules[f.act].act; a.Kind != Keep {
+		if a := w.p.rules[f.act].act; a.Kind != Keep && !(f.structural && f.inherited && len(raw) <= 3 && allDigits(raw)) {
 			w.leaf(a, f, start, raw, true)
 		}
 		return nil
@@ -221,6 +224,20 @@ func (w *walker) number(f *frame) error {
 		}
 	}
 	return nil
+}
+
+// isIdent reports whether s is a lower-case identifier of at most 16 bytes ([a-z_]), the
+// value a Layout.Structural key keeps under an inherited action.
+func isIdent(s []byte) bool {
+	if len(s) == 0 || len(s) > 16 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *walker) literal(f *frame, word []byte, kind byte) error {

@@ -98,6 +98,14 @@ type Layout struct {
 	// someone wrote) the names are not opaque.
 	Opaque []string
 
+	// Structural lists keys that give the structure of a value, not its content (Lark's
+	// text segments {"type": "text", "text": …}). Under an action inherited from an
+	// enclosing value (a mask on the whole field), such a key's value is kept when it is a
+	// lower-case identifier of at most 16 bytes ([a-z_]) or an integer of at most 3 digits,
+	// which can carry no personal data; any other value, or a rule naming the key itself,
+	// is handled as usual.
+	Structural []string
+
 	// Capture is a dotted path from the document root ("*" matching any key or array
 	// element) of a string the adapter wants back in Stats.Captured: Salesforce's
 	// "nextRecordsUrl", which names the next page of a query.

@@ -33,6 +33,7 @@ type frame struct {
 	kind       uint8
 	positional bool // a record that is an array whose elements are named by columns
 	inherited  bool // act was inherited from an enclosing value
+	structural bool // the value is under a Layout.Structural key
 	rec        *recState
 }
 
@@ -693,6 +694,7 @@ func (w *walker) child(f, cf *frame, name []byte, alias string, bare bool) (int3
 		}
 	}
 	cf.inherited = cf.act >= 0 && cf.act != own
+	cf.structural = own < 0 && bare && p.structural != nil && (p.structural[string(name)] || alias != "" && p.structural[alias])
 	return own, nil
 }
 
