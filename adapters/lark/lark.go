@@ -295,6 +295,7 @@ func (a *Adapter) Layout(d adapters.Description, status int, h http.Header) mask
 		return l
 	}
 	if l.Format == mask.FormatJSON {
+		l.Structural = []string{"type"} // text segments {"text", "type": "text"}, formula wrappers {"type": 1, …}
 		l.Status = mask.Status{Path: "code", OK: "0"}
 	}
 	switch c {

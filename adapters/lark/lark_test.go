@@ -136,6 +136,11 @@ func TestSearchAndListMaskedCountedAndPaged(t *testing.T) {
 			if got := string(p.Data.Items[0].Fields["客户等级"]); got == "" {
 				t.Errorf("%s page %d lost the public field 客户等级", call.method, n+1)
 			}
+			// Masked text segments keep their segment type, which clients render by.
+			var segs []struct{ Text, Type string }
+			if err := json.Unmarshal(p.Data.Items[0].Fields["客户姓名"], &segs); err != nil || len(segs) == 0 || segs[0].Type != "text" || !strings.Contains(segs[0].Text, "*") {
+				t.Errorf("%s page %d: 客户姓名 = %s (%v), want masked text segments of type text", call.method, n+1, p.Data.Items[0].Fields["客户姓名"], err)
+			}
 			a := c.audit(t)
 			if a.Records != want || a.Action != "list" || a.Resource != "customers" || a.System != "lark" {
 				t.Errorf("%s page %d audit = %s %s/%s records %d, want lark customers/list %d", call.method, n+1, a.System, a.Resource, a.Action, a.Records, want)
