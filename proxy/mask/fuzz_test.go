@@ -118,7 +118,7 @@ func FuzzRewriteJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Add([]byte(`{"data":[{"phone":"13812345678","owner":"alice"}]}`))
-	masking := mustCompile(f, fuzzPlan(), Layout{Records: "data", HasRecords: true, ID: "id", Nested: []string{"records"}}, Limits{MaxDepth: 64})
+	masking := mustCompile(f, fuzzPlan(), Layout{Records: "data", HasRecords: true, ID: "id", Nested: []string{"records"}, Structural: []string{"type"}}, Limits{MaxDepth: 64})
 	positional := mustCompile(f, fuzzPlan(), Layout{Records: "values", HasRecords: true, ColumnsFromFirstRecord: true}, Limits{MaxDepth: 64})
 	noop := mustCompile(f, Plan{}, Layout{Records: "data", HasRecords: true}, Limits{MaxDepth: 64})
 	counting := mustCompile(f, Plan{Fields: map[string]Action{"note": {Kind: Keep}}}, Layout{Records: "data.*.rows", HasRecords: true,
