@@ -370,36 +370,56 @@ func matchEmail(s []byte, i int) (start, end int) {
 	for start < at && (s[start] == '.' || s[start] == '-' || s[start] == '+') {
 		start++
 	}
-	if start == at || (i > 0 && s[i-1] == '@') {
-		return 0, 0 // no local part, or one that is another address's domain (a@b.cc@d.ee)
+	if start == at {
+		return 0, 0 // no local part
 	}
-	j := at + 1
+	end = domainAt(s, at+1)
+	if end < 0 {
+		return 0, 0
+	}
+	// A chain (a@b.cc@d.ee) is one address, masked up to its last '@': no part of it is
+	// left to read as an address on its own once the rest is masked.
+	for end < len(s) && s[end] == '@' {
+		e := domainAt(s, end+1)
+		if e < 0 {
+			break
+		}
+		end = e
+	}
+	return start, end
+}
+
+// domainAt matches the domain of an e-mail address starting at s[k]: labels of letters,
+// digits and '-' joined by single dots, the last of two letters or more. It returns where
+// the domain ends, or -1.
+func domainAt(s []byte, k int) int {
+	j := k
 	for j < len(s) && (isAlnum(s[j]) || s[j] == '.' || s[j] == '-') {
 		j++
 	}
-	for j > at+1 && (s[j-1] == '.' || s[j-1] == '-') {
+	for j > k && (s[j-1] == '.' || s[j-1] == '-') {
 		j--
 	}
-	domain := s[at+1 : j]
+	domain := s[k:j]
 	dot := -1
-	for k, c := range domain {
+	for i, c := range domain {
 		if c != '.' {
 			continue
 		}
-		if k == 0 || domain[k-1] == '.' || domain[k-1] == '-' {
-			return 0, 0
+		if i == 0 || domain[i-1] == '.' || domain[i-1] == '-' {
+			return -1
 		}
-		dot = k
+		dot = i
 	}
 	if dot < 0 || len(domain)-dot-1 < 2 || domain[0] == '-' {
-		return 0, 0
+		return -1
 	}
 	for _, c := range domain[dot+1:] {
 		if isDigit(c) || c == '-' {
-			return 0, 0
+			return -1
 		}
 	}
-	return start, j
+	return j
 }
 
 // foldWidth rewrites full-width digits (U+FF10…FF19), plus and minus — what Chinese input

@@ -55,7 +55,9 @@ func TestScan(t *testing.T) {
 		{"email no tld", allDetectors, "user@localhost", "user@localhost", nil},
 		{"email numeric tld", allDetectors, "user@10.0.0.1", "user@10.0.0.1", nil},
 		{"at sign alone", allDetectors, "@ me", "@ me", nil},
-		{"chained addresses", allDetectors, "a.b@c.cc@d.ee", "a***@c.cc@d.ee", map[string]int{"email": 1}},
+		{"chained addresses", allDetectors, "a.b@c.cc@d.ee", "a***@d.ee", map[string]int{"email": 1}},
+		{"address after a stray @", allDetectors, "@17000000000@0.AA", "@1***@0.AA", map[string]int{"email": 1}},
+		{"address after a non-address", allDetectors, "x@y@c.com", "x@***@c.com", map[string]int{"email": 1}},
 		{"email chinese text", allDetectors, "邮箱：li.na@example.cn。", "邮箱：l***@example.cn。", map[string]int{"email": 1}},
 
 		{"chat log", allDetectors,
