@@ -377,10 +377,18 @@ func matchEmail(s []byte, i int) (start, end int) {
 	if end < 0 {
 		return 0, 0
 	}
-	// A chain (a@b.cc@d.ee) is one address, masked up to its last '@': no part of it is
-	// left to read as an address on its own once the rest is masked.
-	for end < len(s) && s[end] == '@' {
-		e := domainAt(s, end+1)
+	// A chain (a@b.cc@d.ee, a@b.cc%x@d.ee) is one address, masked up to its last '@': a
+	// domain is made of local characters, so once the rest is masked no part of the chain
+	// may be left to read as an address on its own.
+	for {
+		k := end
+		for k < len(s) && isLocalChar(s[k]) {
+			k++
+		}
+		if k == len(s) || s[k] != '@' {
+			break
+		}
+		e := domainAt(s, k+1)
 		if e < 0 {
 			break
 		}

@@ -58,6 +58,7 @@ func TestScan(t *testing.T) {
 		{"chained addresses", allDetectors, "a.b@c.cc@d.ee", "a***@d.ee", map[string]int{"email": 1}},
 		{"address after a stray @", allDetectors, "@17000000000@0.AA", "@1***@0.AA", map[string]int{"email": 1}},
 		{"address after a non-address", allDetectors, "x@y@c.com", "x@***@c.com", map[string]int{"email": 1}},
+		{"chain through local characters", allDetectors, "0@0.AA%@0.AA", "0***@0.AA", map[string]int{"email": 1}},
 		{"email chinese text", allDetectors, "邮箱：li.na@example.cn。", "邮箱：l***@example.cn。", map[string]int{"email": 1}},
 
 		{"chat log", allDetectors,
