@@ -13,9 +13,12 @@ import (
 // Query cursors: Salesforce keeps a query's cursor for 15 minutes of inactivity, and its
 // nextRecordsUrl names the cursor and an offset ("01gD0000002HU6KIAW-2000"). Veil learns
 // the cursor of every page it serves, so a later page — whose URL does not name the object
-// — is described as the query it continues: same type, same fields, same aliases.
+// — is described as the query it continues: same type, same fields, same aliases. Bulk API
+// 2.0 query jobs the same way: the id in the answer to creating a job names the job whose
+// results (kept by Salesforce for 7 days) are then described as its query's object.
 const (
 	cursorTTL  = 15 * time.Minute
+	jobTTL     = 7 * 24 * time.Hour
 	maxCursors = 10000
 )
 
@@ -49,10 +52,10 @@ func cursorKey(locator string) string {
 	return locator
 }
 
-func (cs *cursors) get(locator string) (*cursor, bool) {
+func (cs *cursors) get(key string) (*cursor, bool) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	e, ok := cs.m[cursorKey(locator)]
+	e, ok := cs.m[key]
 	if !ok {
 		return nil, false
 	}
@@ -65,10 +68,10 @@ func (cs *cursors) get(locator string) (*cursor, bool) {
 	return c, true
 }
 
-func (cs *cursors) put(c *cursor) {
+func (cs *cursors) put(c *cursor, ttl time.Duration) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	c.expires = cs.now().Add(cursorTTL)
+	c.expires = cs.now().Add(ttl)
 	if e, ok := cs.m[c.key]; ok {
 		e.Value = c
 		cs.lru.MoveToFront(e)
@@ -91,36 +94,55 @@ func locator(path string) string {
 	return segs[1]
 }
 
+// jobKey is a Bulk API 2.0 job's key among the cursors.
+func jobKey(id string) string { return "job " + id }
+
 // Learn implements adapters.Learner: the nextRecordsUrl of a query page Veil served names
-// the cursor of the query it described.
-func (a *Adapter) Learn(d adapters.Description, next string) {
+// the cursor of the query it described; the id in the answer to creating a query job names
+// the job.
+func (a *Adapter) Learn(d adapters.Description, captured string) {
 	st, _ := d.State.(*state)
-	if st == nil || st.shape != shapeQuery || d.Type == "" || d.Type == TypeQuery {
+	if st == nil || d.Type == "" || d.Type == TypeQuery {
 		return
 	}
-	u, err := url.Parse(next)
-	if err != nil {
-		return
+	switch st.shape {
+	case shapeQuery:
+		u, err := url.Parse(captured)
+		if err != nil {
+			return
+		}
+		if loc := locator(u.Path); loc != "" {
+			a.cursors.put(&cursor{key: cursorKey(loc), typ: d.Type, fields: d.Fields, aliases: st.aliases}, cursorTTL)
+		}
+	case shapeJob:
+		if captured != "" && !strings.ContainsAny(captured, "/?#") {
+			a.cursors.put(&cursor{key: jobKey(captured), typ: d.Type, fields: d.Fields}, jobTTL)
+		}
 	}
-	loc := locator(u.Path)
-	if loc == "" {
-		return
-	}
-	a.cursors.put(&cursor{key: cursorKey(loc), typ: d.Type, fields: d.Fields, aliases: st.aliases})
 }
 
-// continuation describes a query page by the query it continues, when Veil served an
-// earlier page of it.
+// continuation describes a query page by the query it continues, and a job's results by
+// the job's query, when Veil served the earlier page or created the job.
 func (a *Adapter) continuation(d *adapters.Description, path string) {
 	st, _ := d.State.(*state)
-	if st == nil || st.shape != shapeQuery || d.Type != TypeQuery {
+	if st == nil || d.Type != TypeQuery {
 		return
 	}
-	loc := locator(path)
-	if loc == "" {
+	var key string
+	switch st.shape {
+	case shapeQuery:
+		if loc := locator(path); loc != "" {
+			key = cursorKey(loc)
+		}
+	case shapeCSV:
+		if segs, ok := apiPath(path); ok && len(segs) == 4 && segs[0] == "jobs" && segs[1] == "query" && segs[3] == "results" {
+			key = jobKey(segs[2])
+		}
+	}
+	if key == "" {
 		return
 	}
-	if c, ok := a.cursors.get(loc); ok {
+	if c, ok := a.cursors.get(key); ok {
 		d.Type, d.Fields, st.aliases = c.typ, c.fields, c.aliases
 	}
 }

@@ -76,15 +76,50 @@ func TestContinuation(t *testing.T) {
 func TestCursorsBounded(t *testing.T) {
 	cs := newCursors(time.Now)
 	for i := range maxCursors + 10 {
-		cs.put(&cursor{key: "c" + strconv.Itoa(i), typ: "Account"})
+		cs.put(&cursor{key: "c" + strconv.Itoa(i), typ: "Account"}, cursorTTL)
 	}
 	if cs.lru.Len() != maxCursors || len(cs.m) != maxCursors {
 		t.Fatalf("cursors hold %d (%d in the map), want %d", cs.lru.Len(), len(cs.m), maxCursors)
 	}
-	if _, ok := cs.get("c0-2000"); ok {
+	if _, ok := cs.get("c0"); ok {
 		t.Error("the least recently used cursor was kept")
 	}
-	if _, ok := cs.get("c" + strconv.Itoa(maxCursors+9) + "-2000"); !ok {
+	if _, ok := cs.get("c" + strconv.Itoa(maxCursors+9)); !ok {
 		t.Error("the newest cursor was dropped")
+	}
+}
+
+// TestJobResults checks that the results of a Bulk API 2.0 query job created through Veil
+// are described as the job's query, and those of any other job as "query".
+func TestJobResults(t *testing.T) {
+	a, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const v = "/services/data/v62.0"
+	create := getReq(v + "/jobs/query")
+	create.Method, create.Body = http.MethodPost, []byte(`{"operation":"query","query":"SELECT Id, Phone FROM Contact"}`)
+	job, err := a.Describe(create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := a.Layout(job, 200, http.Header{}); l.Capture != "id" || l.HasRecords {
+		t.Fatalf("job create Layout = %+v, want the id captured and no records", l)
+	}
+	results := func(id string) string {
+		t.Helper()
+		d, err := a.Describe(getReq(v + "/jobs/query/" + id + "/results"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Type
+	}
+	a.Learn(job, "750R0000000zlh9IAA")
+	a.Learn(job, "../750R0000000OTHER") // not an id
+	if got := results("750R0000000zlh9IAA"); got != "Contact" {
+		t.Errorf("results of the job created through Veil = %q, want Contact", got)
+	}
+	if got := results("750R0000000OTHER"); got != TypeQuery {
+		t.Errorf("results of another job = %q, want %q", got, TypeQuery)
 	}
 }

@@ -68,6 +68,7 @@ const (
 	shapeReport                 // a report run: detail rows under factMap.*.rows
 	shapeComposite              // compositeResponse[].body
 	shapeBatch                  // composite/batch results[].result
+	shapeJob                    // a Bulk API 2.0 query job's info: no records, its id captured
 )
 
 // state is what Describe tells Layout.
@@ -314,7 +315,7 @@ func describeBulkQuery(d adapters.Description, req *adapters.Request, segs []str
 			return d, &adapters.Error{Reason: err.Error()}
 		}
 		d.Type, d.Fields = objectType(q.Object), q.Fields
-		d.Action, d.Export = adapters.ActionExport, true
+		d.Action, d.Export, st.shape = adapters.ActionExport, true, shapeJob
 	case n == 0 && req.Method == http.MethodGet, n == 1:
 		d.Type = TypeMetadata
 		if req.Method == http.MethodPatch { // abort: {"state": "Aborted"}
@@ -497,6 +498,8 @@ func (a *Adapter) Layout(d adapters.Description, status int, h http.Header) mask
 		l.Records, l.HasRecords, l.ID = "compositeResponse", true, "body.Id"
 	case shapeBatch:
 		l.Records, l.HasRecords, l.ID = "results", true, "result.Id"
+	case shapeJob:
+		l.ID, l.Nested, l.Capture = "", nil, "id"
 	}
 	return l
 }

@@ -260,6 +260,10 @@ func TestBulkQueryExport(t *testing.T) {
 	if len(exports) != 1 || !exports[0].Export || exports[0].Records != 6 || exports[0].Action != "export" {
 		t.Errorf("allowed result downloads = %+v, want one export of 6 records", exports)
 	}
+	// The job was created through Veil, so its results are the job's query: Contact.
+	if len(exports) == 1 && exports[0].Resource != "Contact" {
+		t.Errorf("job results resource = %q, want Contact (learned from the job Veil created)", exports[0].Resource)
+	}
 	if n := len(sf.Writes()); n != 0 {
 		t.Errorf("upstream writes = %d, want 0", n)
 	}
