@@ -28,6 +28,7 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent connections for the throughput run")
 	exportMB := flag.Int("export-mb", 200, "size of the streamed export runs (0 = skip)")
 	only := flag.String("only", "", "comma-separated scenarios to run (bare,pass,mask,full,export)")
+	rate := flag.Float64("rate", 0, "open-loop rate of the latency runs in req/s (0 = half the bare proxy's maximum)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -35,7 +36,7 @@ func main() {
 	if *role != "" {
 		err = serveRole(ctx, *role, *up, *redisURL)
 	} else {
-		err = runAll(ctx, benchConfig{duration: *duration, conns: *conns, exportMB: *exportMB, redisURL: *redisURL, only: *only})
+		err = runAll(ctx, benchConfig{duration: *duration, conns: *conns, exportMB: *exportMB, redisURL: *redisURL, only: *only, rate: *rate})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -23,6 +23,7 @@ type benchConfig struct {
 	exportMB int
 	redisURL string
 	only     string
+	rate     float64 // open-loop rate of the latency runs; 0 = half the bare proxy's maximum
 }
 
 func (c benchConfig) wants(s string) bool {
@@ -142,8 +143,11 @@ func measure(ctx context.Context, s scenario, upURL string, c benchConfig, bareR
 	if n > 0 {
 		r.cpuPerReq = (cpu1 - cpu0) / time.Duration(n)
 	}
-	// The latency run: open loop at half the bare proxy's maximum rate.
-	rate := bareRPS / 2
+	// The latency run: open loop at half the bare proxy's maximum rate, or at -rate.
+	rate := c.rate
+	if rate == 0 {
+		rate = bareRPS / 2
+	}
 	if rate == 0 {
 		rate = r.rps / 2
 	}
@@ -260,7 +264,11 @@ func printResults(rs []result) {
 			us(r.p50), us(r.p99), us(r.p999), us(r.p99-bare.p99), us(r.cpuPerReq), float64(r.peakRSS)/(1<<20), r.errors)
 	}
 	tw.Flush()
-	fmt.Printf("\nlatency runs: open loop at %.0f req/s (half the bare proxy's maximum), %d requests each\n", rs[0].latRate, rs[0].latencyRunRequests)
+	how := "half the bare proxy's maximum"
+	if rs[0].latRate != rs[0].rps/2 {
+		how = "set by -rate"
+	}
+	fmt.Printf("\nlatency runs: open loop at %.0f req/s (%s), %d requests each\n", rs[0].latRate, how, rs[0].latencyRunRequests)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
