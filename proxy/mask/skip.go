@@ -85,23 +85,9 @@ func (w *walker) skipObject(depth int32) error {
 		if err := w.maybeFlush(); err != nil {
 			return err
 		}
-		if c, err = w.next(); err != nil {
-			return w.eofErr(err)
-		}
-		switch c {
-		case ',':
-			w.in.pos++
-			if c, err = w.next(); err != nil {
-				return w.eofErr(err)
-			}
-			if c == '}' {
-				return w.malformed("trailing comma")
-			}
-		case '}':
-			w.in.pos++
-			return nil
-		default:
-			return w.malformed("expected ',' or '}'")
+		var more bool
+		if c, _, more, err = w.separator('}'); err != nil || !more {
+			return err
 		}
 	}
 }
@@ -126,23 +112,9 @@ func (w *walker) skipArray(depth int32) error {
 		if err := w.maybeFlush(); err != nil {
 			return err
 		}
-		if c, err = w.next(); err != nil {
-			return w.eofErr(err)
-		}
-		switch c {
-		case ',':
-			w.in.pos++
-			if c, err = w.next(); err != nil {
-				return w.eofErr(err)
-			}
-			if c == ']' {
-				return w.malformed("trailing comma")
-			}
-		case ']':
-			w.in.pos++
-			return nil
-		default:
-			return w.malformed("expected ',' or ']'")
+		var more bool
+		if c, _, more, err = w.separator(']'); err != nil || !more {
+			return err
 		}
 	}
 }

@@ -486,6 +486,37 @@ func validNumber(b []byte) bool {
 	return i == len(b)
 }
 
+// separator reads what follows a member or element of a container that ends with end: a
+// comma and the first byte of the next member or element (more is true, comma is the
+// output position of the comma), or end, which it consumes. A comma before end is a
+// trailing comma: malformed.
+func (w *walker) separator(end byte) (next byte, comma int, more bool, err error) {
+	c := w.peek()
+	if c <= ' ' {
+		if c, err = w.next(); err != nil {
+			return 0, 0, false, w.eofErr(err)
+		}
+	}
+	switch c {
+	case ',':
+		comma = w.outPos()
+		w.in.pos++
+		if c = w.peek(); c <= ' ' {
+			if c, err = w.next(); err != nil {
+				return 0, 0, false, w.eofErr(err)
+			}
+		}
+		if c == end {
+			return 0, 0, false, w.malformed("trailing comma")
+		}
+		return c, comma, true, nil
+	case end:
+		w.in.pos++
+		return 0, 0, false, nil
+	}
+	return 0, 0, false, w.malformed("expected ',' or '" + string(end) + "'")
+}
+
 func (w *walker) malformed(what string) error {
 	return fmt.Errorf("mask: offset %d: %s: %w", w.in.offset(), what, ErrMalformed)
 }

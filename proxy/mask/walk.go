@@ -311,6 +311,7 @@ func (w *walker) object(f *frame) error {
 	cut := w.outPos() // where the output of a dropped member starts
 	comma := -1       // output position of the comma before the member
 	first := true     // no member written yet
+	more := false
 	fMark, rMark := len(w.fnodes), len(w.rnodes)
 	c, err := w.next()
 	if err != nil {
@@ -400,30 +401,10 @@ func (w *walker) object(f *frame) error {
 		if err := w.maybeFlush(); err != nil {
 			return err
 		}
-		if c = w.peek(); c <= ' ' {
-			if c, err = w.next(); err != nil {
-				return w.eofErr(err)
-			}
+		if c, comma, more, err = w.separator('}'); err != nil || !more {
+			return err
 		}
-		switch c {
-		case ',':
-			comma = w.outPos()
-			cut = comma
-			w.in.pos++
-			if c = w.peek(); c <= ' ' {
-				if c, err = w.next(); err != nil {
-					return w.eofErr(err)
-				}
-			}
-			if c == '}' {
-				return w.malformed("trailing comma")
-			}
-		case '}':
-			w.in.pos++
-			return nil
-		default:
-			return w.malformed("expected ',' or '}'")
-		}
+		cut = comma
 	}
 }
 
@@ -490,26 +471,11 @@ func (w *walker) array(f *frame) error {
 		if err := w.maybeFlush(); err != nil {
 			return err
 		}
-		if c, err = w.next(); err != nil {
-			return w.eofErr(err)
+		var more bool
+		if c, comma, more, err = w.separator(']'); err != nil || !more {
+			return err
 		}
-		switch c {
-		case ',':
-			comma = w.outPos()
-			cut = comma
-			w.in.pos++
-			if c, err = w.next(); err != nil {
-				return w.eofErr(err)
-			}
-			if c == ']' {
-				return w.malformed("trailing comma")
-			}
-		case ']':
-			w.in.pos++
-			return nil
-		default:
-			return w.malformed("expected ',' or ']'")
-		}
+		cut = comma
 	}
 }
 
@@ -897,24 +863,13 @@ func (w *walker) header(f *frame, c byte) error {
 				return err
 			}
 		}
-		if c, err = w.next(); err != nil {
-			return w.eofErr(err)
+		var more bool
+		if c, _, more, err = w.separator(']'); err != nil {
+			return err
 		}
-		switch c {
-		case ',':
-			w.in.pos++
-			if c, err = w.next(); err != nil {
-				return w.eofErr(err)
-			}
-			if c == ']' {
-				return w.malformed("trailing comma")
-			}
-		case ']':
-			w.in.pos++
+		if !more {
 			w.cols = cols
 			return nil
-		default:
-			return w.malformed("expected ',' or ']'")
 		}
 	}
 }
