@@ -6,9 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/veilproxy/veil/adapters/airtable"
 	"github.com/veilproxy/veil/adapters/airtable/airtabletest"
 	"github.com/veilproxy/veil/internal/veiltest"
-	"github.com/veilproxy/veil/policies"
 	"github.com/veilproxy/veil/proxy/audit"
 	"github.com/veilproxy/veil/proxy/policy"
 )
@@ -51,19 +48,8 @@ func newClient(t *testing.T, o airtable.Options) *client {
 	return &client{Rig: veiltest.New(t, veiltest.Options{Upstream: up, Adapter: ad, Policy: shipped(t)}), up: up}
 }
 
-var shippedOnce = sync.OnceValues(func() (*policy.Engine, error) {
-	return policy.New(context.Background(), policy.Options{FS: policies.FS})
-})
-
 // shipped is the shipped policy, compiled once for the package's tests.
-func shipped(t *testing.T) *policy.Engine {
-	t.Helper()
-	eng, err := shippedOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eng
-}
+func shipped(t *testing.T) *policy.Engine { return veiltest.Shipped(t) }
 
 func (c *client) do(method, target, roles string, body string) (*http.Response, []byte) {
 	c.T.Helper()
@@ -77,17 +63,7 @@ func (c *client) do(method, target, roles string, body string) (*http.Response, 
 
 func (c *client) audit(t *testing.T) audit.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		recs := c.AuditRecords()
-		if len(recs) >= c.sent {
-			return recs[c.sent-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit holds %d records, want %d", len(recs), c.sent)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return c.WaitAudit(c.sent)[c.sent-1]
 }
 
 type page struct {

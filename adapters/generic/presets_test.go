@@ -2,7 +2,6 @@ package generic_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -10,14 +9,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/veilproxy/veil/adapters"
 	"github.com/veilproxy/veil/adapters/generic"
 	"github.com/veilproxy/veil/internal/veiltest"
-	"github.com/veilproxy/veil/policies"
 	"github.com/veilproxy/veil/proxy/audit"
 	"github.com/veilproxy/veil/proxy/policy"
 )
@@ -97,19 +94,8 @@ func rig(t *testing.T, u *upstream, res ...generic.Resource) *client {
 	return &client{Rig: veiltest.New(t, veiltest.Options{Upstream: u, Adapter: ad, Policy: shipped(t)})}
 }
 
-var shippedOnce = sync.OnceValues(func() (*policy.Engine, error) {
-	return policy.New(context.Background(), policy.Options{FS: policies.FS})
-})
-
 // shipped is the shipped policy, compiled once for the package's tests.
-func shipped(t *testing.T) *policy.Engine {
-	t.Helper()
-	eng, err := shippedOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eng
-}
+func shipped(t *testing.T) *policy.Engine { return veiltest.Shipped(t) }
 
 // client sends requests through Veil and reads the audit record of the last one. Veil writes
 // a request's audit record after the response has gone out, so audit waits for it.
@@ -127,17 +113,7 @@ func (c *client) Do(method, target, user, roles string, body []byte, hdr ...stri
 // audit returns the audit record of the last request sent.
 func (c *client) audit(t *testing.T) audit.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		recs := c.AuditRecords()
-		if len(recs) >= c.sent {
-			return recs[c.sent-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit holds %d records, want %d", len(recs), c.sent)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return c.WaitAudit(c.sent)[c.sent-1]
 }
 
 // presetCase is one API style run end to end through Veil with the shipped policy.

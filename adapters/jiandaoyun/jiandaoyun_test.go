@@ -259,17 +259,11 @@ func TestCSAgentListIsMasked(t *testing.T) {
 // which may be just after the client has read the response.
 func audit(t *testing.T, r *veiltest.Rig, n int) []veilaudit.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		recs := r.AuditRecords()
-		if len(recs) >= n || time.Now().After(deadline) {
-			if len(recs) != n {
-				t.Fatalf("audit records = %d, want %d", len(recs), n)
-			}
-			return recs
-		}
-		time.Sleep(5 * time.Millisecond)
+	recs := r.WaitAudit(n)
+	if len(recs) != n {
+		t.Fatalf("audit records = %d, want %d", len(recs), n)
 	}
+	return recs
 }
 
 func compact(v json.RawMessage) string {

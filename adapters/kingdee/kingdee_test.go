@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -225,17 +224,11 @@ func post(r *veiltest.Rig, path, roles, body string) (*http.Response, []byte) {
 // which may be just after the client has read the response.
 func audits(t *testing.T, r *veiltest.Rig, n int) []audit.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		recs := r.AuditRecords()
-		if len(recs) >= n || time.Now().After(deadline) {
-			if len(recs) != n {
-				t.Fatalf("audit records = %d, want %d", len(recs), n)
-			}
-			return recs
-		}
-		time.Sleep(5 * time.Millisecond)
+	recs := r.WaitAudit(n)
+	if len(recs) != n {
+		t.Fatalf("audit records = %d, want %d", len(recs), n)
 	}
+	return recs
 }
 
 func queryBody(keys string, start, limit int) string {

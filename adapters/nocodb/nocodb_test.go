@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/veilproxy/veil/adapters/nocodb"
 	"github.com/veilproxy/veil/adapters/nocodb/nocodbtest"
 	"github.com/veilproxy/veil/internal/veiltest"
-	"github.com/veilproxy/veil/policies"
 	"github.com/veilproxy/veil/proxy/audit"
 	"github.com/veilproxy/veil/proxy/policy"
 )
@@ -37,19 +34,8 @@ const (
 	v3 = "/api/v3/data/pBase0001/mCustomers0001/records"
 )
 
-var shippedOnce = sync.OnceValues(func() (*policy.Engine, error) {
-	return policy.New(context.Background(), policy.Options{FS: policies.FS})
-})
-
 // shipped is the shipped policy, compiled once for the package's tests.
-func shipped(t *testing.T) *policy.Engine {
-	t.Helper()
-	eng, err := shippedOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eng
-}
+func shipped(t *testing.T) *policy.Engine { return veiltest.Shipped(t) }
 
 // client sends requests through Veil with a NocoDB token and reads the audit record of the
 // last one (Veil writes it after the response has gone out).
@@ -81,17 +67,7 @@ func (c *client) do(method, target, roles, body string) (*http.Response, []byte)
 
 func (c *client) audit(t *testing.T) audit.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		recs := c.AuditRecords()
-		if len(recs) >= c.sent {
-			return recs[c.sent-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit holds %d records, want %d", len(recs), c.sent)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return c.WaitAudit(c.sent)[c.sent-1]
 }
 
 func TestV2ListMaskedCountedAndPaged(t *testing.T) {

@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/veilproxy/veil/adapters/sheets"
 	"github.com/veilproxy/veil/adapters/sheets/sheetstest"
 	"github.com/veilproxy/veil/internal/veiltest"
-	"github.com/veilproxy/veil/policies"
 	"github.com/veilproxy/veil/proxy/audit"
 	"github.com/veilproxy/veil/proxy/policy"
 )
@@ -45,19 +42,8 @@ const (
 // columns names the "客户 名单" sheet's columns by letter, as a tenant would configure it.
 var columns = map[string]string{"A": "客户ID", "B": "姓名", "C": "手机", "D": "邮箱", "E": "身份证号", "F": "地址", "G": "累计消费", "H": "备注"}
 
-var shippedOnce = sync.OnceValues(func() (*policy.Engine, error) {
-	return policy.New(context.Background(), policy.Options{FS: policies.FS})
-})
-
 // shipped is the shipped policy, compiled once for the package's tests.
-func shipped(t *testing.T) *policy.Engine {
-	t.Helper()
-	eng, err := shippedOnce()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eng
-}
+func shipped(t *testing.T) *policy.Engine { return veiltest.Shipped(t) }
 
 // client sends requests through Veil with a Google API key and reads the audit record of
 // the last one (Veil writes it after the response has gone out).
@@ -94,17 +80,7 @@ func (c *client) do(method, path, query, roles, body string) (*http.Response, []
 
 func (c *client) audit(t *testing.T) audit.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		recs := c.AuditRecords()
-		if len(recs) >= c.sent {
-			return recs[c.sent-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("audit holds %d records, want %d", len(recs), c.sent)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return c.WaitAudit(c.sent)[c.sent-1]
 }
 
 type valueRange struct {

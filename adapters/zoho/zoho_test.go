@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -73,17 +72,11 @@ func do(r *veiltest.Rig, method, target, user, roles string, body string) (*http
 // which may be just after the client has read the response.
 func audits(t *testing.T, r *veiltest.Rig, n int) []audit.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		recs := r.AuditRecords()
-		if len(recs) >= n || time.Now().After(deadline) {
-			if len(recs) != n {
-				t.Fatalf("audit records = %d, want %d", len(recs), n)
-			}
-			return recs
-		}
-		time.Sleep(5 * time.Millisecond)
+	recs := r.WaitAudit(n)
+	if len(recs) != n {
+		t.Fatalf("audit records = %d, want %d", len(recs), n)
 	}
+	return recs
 }
 
 type page struct {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,11 +103,7 @@ func New(t testing.TB, o Options) *Rig {
 	}
 	r.Policy = o.Policy
 	if r.Policy == nil {
-		eng, err := policy.New(ctx, policy.Options{FS: policies.FS})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Policy = eng
+		r.Policy = Shipped(t)
 	}
 	r.AuditPath = o.AuditPath
 	if r.AuditPath == "" {
@@ -196,6 +193,40 @@ func (r *Rig) Do(method, target, user, roles string, body []byte, hdr ...string)
 		r.T.Fatal(err)
 	}
 	return resp, b
+}
+
+// shipped is the shipped policy, compiled once per test binary.
+var shipped = sync.OnceValues(func() (*policy.Engine, error) {
+	return policy.New(context.Background(), policy.Options{FS: policies.FS})
+})
+
+// Shipped returns the shipped policy, compiled once per test binary and shared (the engine is
+// safe for concurrent use).
+func Shipped(t testing.TB) *policy.Engine {
+	t.Helper()
+	eng, err := shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+// WaitAudit waits until the audit log holds at least n records and returns them all: a
+// request's record is written as its handler returns, which may be just after the client
+// has read the response. It fails the test after 5 seconds.
+func (r *Rig) WaitAudit(n int) []audit.Record {
+	r.T.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		recs := r.AuditRecords()
+		if len(recs) >= n {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			r.T.Fatalf("audit holds %d records, want %d", len(recs), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // AuditRecords flushes the audit log and reads every record back.
